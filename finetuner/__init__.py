@@ -1,0 +1,41 @@
+"""finetuner: turn a pretrained PyTorch model into a task-specific embedding model or classifier, locally.
+
+The public API is re-exported here and imported lazily, so ``import finetuner`` stays fast.
+
+Example:
+    >>> import finetuner
+    >>> run = finetuner.fit(model="efficientnet_lite0", train_data="fashion-mnist", freeze=True, output_dim=128)
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "fit": "finetuner.api",
+    "build_model": "finetuner.api",
+    "evaluate": "finetuner.api",
+    "load": "finetuner.api",
+    "list_models": "finetuner.api",
+    "display": "finetuner.api",
+    "Run": "finetuner.api",
+    "EmbeddingModel": "finetuner.export",
+    "tailor": "finetuner.tailor",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetuner import tailor
+    from finetuner.api import Run, build_model, display, evaluate, fit, list_models, load
+    from finetuner.export import EmbeddingModel
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'finetuner' has no attribute {name!r}")
+    module = import_module(_EXPORTS[name])
+    value = module if module.__name__ == f"finetuner.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
