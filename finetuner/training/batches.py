@@ -1,0 +1,84 @@
+"""Where batches come from: a DataLoader over items, or tensors of cached features. Both follow one batch
+sampler, so a cached and an uncached run see the same batches in the same order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class ShuffledBatchSampler:
+    """Seeded shuffled batches of indices, reshuffled per epoch with `set_epoch`; shards across DDP ranks.
+
+    Example:
+        >>> sampler = ShuffledBatchSampler(10, batch_size=4, seed=0)
+        >>> sorted(i for batch in sampler for i in batch)
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_items, generator=generator)[self.rank :: self.num_replicas].tolist()
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) >= 2:  # a batch of one breaks BatchNorm and every pair loss
+                yield batch
+
+    def __len__(self) -> int:
+        shard = len(range(self.rank, self.num_items, self.num_replicas))
+        full, rest = divmod(shard, self.batch_size)
+        return full + (rest >= 2)
+
+
+class LoaderBatches:
+    """Batches of preprocessed items from a DataLoader that follows ``batch_sampler``."""
+
+    def __init__(self, dataset: Dataset, batch_sampler: Any, collate_fn: Any, *, num_workers: int = 0, pin_memory=False):
+        self.batch_sampler = batch_sampler
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+        )
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def epoch(self, epoch: int) -> Iterator[Any]:
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+        return iter(self.loader)
+
+
+class TensorBatches:
+    """Batches indexed straight out of cached feature tensors (no DataLoader: nothing to decode).
+
+    ``views`` holds one tensor ``(N, D)`` per cached view; epoch ``e`` uses view ``e % len(views)``.
+    """
+
+    def __init__(self, views: Sequence[torch.Tensor], labels: torch.Tensor, batch_sampler: Any):
+        self.views, self.labels, self.batch_sampler = list(views), labels, batch_sampler
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+        features = self.views[epoch % len(self.views)]
+        for batch in self.batch_sampler:
+            index = torch.as_tensor(batch)
+            yield features[index].float(), self.labels[index]

@@ -1,0 +1,168 @@
+"""Callbacks: evaluation, best-model and training checkpoints, early stopping, WiSE-FT."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from finetuner.training import distributed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetuner.training.trainer import Trainer
+
+logger = logging.getLogger("finetuner")
+
+
+class Callback:
+    """Hooks called by the `Trainer`; override the ones you need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first epoch."""
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """After each epoch; ``trainer.history[-1]`` is this epoch's record and may be extended."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch (or an early stop)."""
+
+
+class EvaluationCallback(Callback):
+    """Evaluates retrieval metrics every ``every`` epochs and adds them to the history as ``eval/<metric>``.
+
+    With ``query_data`` (and optionally ``index_data``) it encodes those with the model being trained;
+    without, it uses the evaluation that `finetuner.fit` set up from ``eval_data``.
+
+    Example:
+        >>> finetuner.fit(..., callbacks=[EvaluationCallback(query_data="data/query", index_data="data/index")])  # doctest: +SKIP
+    """
+
+    def __init__(self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_kwargs):
+        self.query_data, self.index_data, self.every, self.prefix = query_data, index_data, every, prefix
+        self.metric_kwargs = metric_kwargs
+
+    def compute(self, trainer: Trainer) -> dict[str, float]:
+        if self.query_data is None:
+            if trainer.evaluate is None:
+                raise ValueError("EvaluationCallback needs query_data, or eval_data given to fit().")
+            return trainer.evaluate()
+        from finetuner.data import load_data
+        from finetuner.evaluation import retrieval_metrics
+
+        query = load_data(self.query_data)
+        index = load_data(self.index_data) if self.index_data is not None else None
+        return retrieval_metrics(
+            trainer.encode(query.items),
+            query.labels,
+            trainer.encode(index.items) if index else None,
+            index.labels if index else None,
+            **self.metric_kwargs,
+        )
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if (trainer.epoch + 1) % self.every and trainer.epoch + 1 != trainer.config.epochs:
+            return
+        if not distributed.is_main_process():
+            return
+        metrics = self.compute(trainer)
+        trainer.metrics = metrics
+        trainer.history[-1].update({f"{self.prefix}/{k}": v for k, v in metrics.items()})
+
+
+class _Monitor(Callback):
+    """Shared logic: read ``monitor`` from the latest history record and tell improvements."""
+
+    def __init__(self, monitor: str, mode: str):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+        self.monitor, self.mode = monitor, mode
+        self.best: float | None = None
+
+    def improved(self, trainer: Trainer, min_delta: float = 0.0) -> bool:
+        record = trainer.history[-1]
+        if self.monitor not in record:
+            known = ", ".join(sorted(record))
+            raise ValueError(f"Cannot monitor {self.monitor!r}: the history has {known}. Add an EvaluationCallback "
+                             "(or eval_data) for eval/ metrics, or monitor 'loss'.")
+        value = record[self.monitor]
+        better = self.best is None or (
+            value > self.best + min_delta if self.mode == "max" else value < self.best - min_delta
+        )
+        if better:
+            self.best = value
+        return better
+
+
+class BestModelCheckpoint(_Monitor):
+    """Saves the whole model to ``folder`` whenever ``monitor`` improves (rank 0 only)."""
+
+    def __init__(self, folder: str | Path, monitor: str = "eval/map@r", mode: str = "max"):
+        super().__init__(monitor, mode)
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if distributed.is_main_process() and self.improved(trainer):
+            trainer.save_model(self.folder)
+            logger.info("best %s=%.4f: saved the model to %s", self.monitor, self.best, self.folder)
+
+
+class EarlyStopping(_Monitor):
+    """Stops training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "eval/map@r", mode: str = "max", patience: int = 2, min_delta: float = 0.0):
+        super().__init__(monitor, mode)
+        self.patience, self.min_delta, self.bad_epochs = patience, min_delta, 0
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self.bad_epochs = 0 if self.improved(trainer, self.min_delta) else self.bad_epochs + 1
+        if self.bad_epochs >= self.patience:
+            logger.info("early stop: %s did not improve for %d epochs", self.monitor, self.patience)
+            trainer.should_stop = True
+
+
+class TrainingCheckpoint(Callback):
+    """Writes a resumable checkpoint every ``every`` epochs to ``folder`` (atomic; keeps the last ``keep``).
+
+    Resume with ``finetuner.fit(..., resume_from=folder)``.
+    """
+
+    def __init__(self, folder: str | Path, every: int = 1, keep: int = 2):
+        self.folder, self.every, self.keep = Path(folder), every, keep
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if distributed.is_main_process() and (trainer.epoch + 1) % self.every == 0:
+            from finetuner.training.checkpoint import save_checkpoint
+
+            state = trainer.state_dict()
+            state["epoch"] = trainer.epoch + 1  # the epoch to start from when resuming
+            save_checkpoint(self.folder, state, keep=self.keep)
+
+
+class WiSEFTCallback(Callback):
+    """WiSE-FT (Wortsman et al., 2022): at the end, weights = (1 - alpha) * start + alpha * tuned.
+
+    Only floating-point tensors that training changed are interpolated (frozen ones stay bit-identical).
+
+    Example:
+        >>> finetuner.fit(..., callbacks=[WiSEFTCallback(alpha=0.5)])  # doctest: +SKIP
+    """
+
+    def __init__(self, alpha: float = 0.5):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+        self.alpha = alpha
+        self.start: dict[str, torch.Tensor] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.start = copy.deepcopy(trainer.model.state_dict())
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        state = trainer.model.state_dict()
+        with torch.no_grad():
+            for name, tuned in state.items():
+                start = self.start[name].to(tuned.device)
+                if tuned.is_floating_point() and not torch.equal(start, tuned):
+                    tuned.copy_(torch.lerp(start, tuned, self.alpha))

@@ -1,0 +1,64 @@
+"""`TrainConfig`: every knob of the training loop in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes:
+        epochs: passes over the training data.
+        batch_size: items per step (per process under DDP).
+        learning_rate: peak learning rate of the model's trainable parameters.
+        optimizer: ``adam``, ``adamw`` or ``sgd`` (any ``torch.optim`` class name works too).
+        optimizer_kwargs: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
+        loss_learning_rate: learning rate of the loss's own weights (ArcFace, proxies), in their own optimizer.
+        scheduler: None, ``cosine`` or ``linear`` (decay to 0 after a linear warm-up).
+        warmup_ratio: fraction of all steps spent warming up.
+        grad_clip: clip the gradient norm to this value (None: no clipping).
+        precision: ``auto`` (bf16 on CUDA when supported, else fp16 on CUDA; fp32 on CPU), ``fp32``,
+            ``bf16`` (also on CPU) or ``fp16`` (CUDA).
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...
+        seed: seeds Python, NumPy and torch, and the batch order.
+        num_items_per_class: items of each class in a batch for metric losses.
+        num_workers: DataLoader workers, or ``auto``.
+        compile: wrap the model in ``torch.compile`` (CUDA only).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss_learning_rate: float = 1e-2
+    scheduler: str | None = None
+    warmup_ratio: float = 0.0
+    grad_clip: float | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    num_items_per_class: int = 4
+    num_workers: int | str = "auto"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got {self.batch_size}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if self.scheduler not in (None, "cosine", "linear"):
+            raise ValueError(f"scheduler must be None, 'cosine' or 'linear', got {self.scheduler!r}.")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable view, for checkpoints and reports."""
+        return asdict(self)
