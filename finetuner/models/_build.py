@@ -79,7 +79,8 @@ def rebuild_backbone(spec: dict[str, Any], folder: str | Path | None = None) -> 
     if source not in _REBUILDERS:
         raise ValueError(
             f"This model was built from a custom nn.Module (source={source!r}), so its architecture cannot be "
-            "rebuilt from the saved files alone: pass the same module again, e.g. finetuner.load(folder, model=my_module)."
+            "rebuilt from the saved files alone: pass the same module again, "
+            "e.g. finetuner.load(folder, model=my_module)."
         )
     module_name, function = _REBUILDERS[source].split(":")
     return getattr(import_module(module_name), function)(spec, folder)

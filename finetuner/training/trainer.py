@@ -88,7 +88,9 @@ class Trainer:
         if loss_params:  # ArcFace / proxy weights learn at their own, usually larger, rate
             self.optimizers.append(build_optimizer(loss_params, config.optimizer, config.loss_learning_rate))
         total_steps = config.epochs * max(1, len(self.batches))
-        self.schedulers = [build_scheduler(o, config.scheduler, total_steps, config.warmup_ratio) for o in self.optimizers]
+        self.schedulers = [
+            build_scheduler(o, config.scheduler, total_steps, config.warmup_ratio) for o in self.optimizers
+        ]
         self.autocast_dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         model = distributed.wrap_model(self.model, self.device)
@@ -100,7 +102,7 @@ class Trainer:
         return model
 
     def compute_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """The loss of one batch: ``(inputs, labels)`` for labelled data, ``(queries, documents[, scores])`` for pairs."""
+        """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents[, scores])`` for pairs."""
         if is_pair_loss(self.loss):
             queries, documents, *scores = batch
             return self.loss(model(queries).float(), model(documents).float(), *scores)
