@@ -1,0 +1,130 @@
+"""Class-balanced batches for metric learning: P classes times m items per batch, every item every epoch.
+
+pytorch-metric-learning's ``MPerClassSampler`` draws items at random (with a global numpy RNG), so some
+items are never seen in an epoch; this sampler instead cuts each class into chunks of m items and spreads
+every chunk over the epoch's batches.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from finetuner.data.errors import DataError
+
+
+class ClassBalancedSampler(Sampler[list[int]]):
+    """A batch sampler: each batch holds ``batch_size // m`` distinct classes with ``m`` items each.
+
+    Per epoch, each class is shuffled and cut into chunks of ``m`` items (the last chunk is topped up
+    with other items of the class), and the chunks are spread over the batches so that no class appears
+    twice in a batch. Slots left over (classes of very different sizes) get extra chunks from classes not
+    yet in that batch. So every item is visited at least once per epoch, and the number of batches is
+    fixed by the labels: ``max(ceil(chunks / classes_per_batch), largest class's chunks)``.
+
+    Settings that cannot work are adjusted with one warning: ``m`` larger than ``batch_size // 2``
+    (a batch needs 2 classes), ``batch_size`` not a multiple of ``m``, more classes per batch than there
+    are classes, and classes with fewer than ``m`` items (sampled with replacement).
+
+    Args:
+        labels: one int class label per item.
+        num_items_per_class: ``m``, items of each class in a batch.
+        batch_size: items per batch.
+        seed: with ``set_epoch``, fixes every epoch's batches.
+        num_replicas: number of distributed processes; each gets ``len(self)`` batches.
+        rank: this process's index; ranks get disjoint batches of the same global schedule.
+
+    Example:
+        >>> sampler = ClassBalancedSampler([0, 0, 1, 1, 2, 2, 3, 3], num_items_per_class=2, batch_size=4)
+        >>> sampler.set_epoch(0)
+        >>> [len(batch) for batch in sampler]
+        [4, 4]
+        >>> from torch.utils.data import DataLoader
+        >>> loader = DataLoader(list(range(8)), batch_sampler=sampler)
+    """
+
+    def __init__(self, labels: Sequence[int], num_items_per_class: int = 4, batch_size: int = 32, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0):
+        labels = np.asarray(labels, dtype=np.int64)
+        if num_items_per_class < 1 or batch_size < 2:
+            raise ValueError(f"need num_items_per_class >= 1 and batch_size >= 2, got {num_items_per_class} "
+                             f"and {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in range(num_replicas={num_replicas}), got {rank}")
+        classes, inverse = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(f"class-balanced batches need at least 2 classes, found {len(classes)}; add items of "
+                            "other classes")
+        self.class_indices = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+        self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
+        self.m, self.batch_size = self._adjust(num_items_per_class, batch_size, classes)
+        self.classes_per_batch = self.batch_size // self.m
+        chunks = [math.ceil(len(indices) / self.m) for indices in self.class_indices]
+        needed = max(math.ceil(sum(chunks) / self.classes_per_batch), max(chunks))
+        self.num_global_batches = math.ceil(needed / num_replicas) * num_replicas
+
+    def _adjust(self, m: int, batch_size: int, classes: np.ndarray) -> tuple[int, int]:
+        notes = []
+        if m > batch_size // 2:
+            notes.append(f"num_items_per_class {m} -> {batch_size // 2} so a batch of {batch_size} holds 2 classes")
+            m = batch_size // 2
+        if batch_size % m:
+            notes.append(f"batch_size {batch_size} -> {batch_size // m * m}, a multiple of num_items_per_class={m}")
+            batch_size = batch_size // m * m
+        if batch_size // m > len(classes):
+            notes.append(f"batch_size {batch_size} -> {len(classes) * m}: only {len(classes)} classes of {m} items")
+            batch_size = len(classes) * m
+        small = [(c, len(i)) for c, i in zip(classes.tolist(), self.class_indices) if len(i) < m]
+        if small:
+            shown = ", ".join(f"class {c} ({n})" for c, n in small[:5]) + (", ..." if len(small) > 5 else "")
+            notes.append(f"{len(small)} classes have fewer than {m} items and are sampled with replacement: {shown}")
+        if notes:
+            warnings.warn("ClassBalancedSampler adjusted: " + "; ".join(notes), stacklevel=3)
+        return m, batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shuffle ``__iter__`` yields (same seed and epoch: same batches)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_global_batches // self.num_replicas
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._global_batches(np.random.default_rng([self.seed, self.epoch]))
+        for batch in batches[self.rank :: self.num_replicas]:
+            yield batch.tolist()
+
+    def _chunks(self, rng: np.random.Generator, c: int) -> list[np.ndarray]:
+        indices = rng.permutation(self.class_indices[c])
+        short = -len(indices) % self.m
+        if short:
+            # Top up with items from the class's other chunks (with replacement only if the class is tiny).
+            pool = indices[: len(indices) - (self.m - short)] if len(indices) >= self.m else indices
+            indices = np.concatenate([indices, rng.choice(pool, short, replace=len(pool) < short)])
+        return np.split(indices, len(indices) // self.m)
+
+    def _global_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
+        num_batches, per_batch = self.num_global_batches, self.classes_per_batch
+        free = np.full(num_batches, per_batch)
+        slots: list[list[np.ndarray]] = [[] for _ in range(num_batches)]
+        members: list[set[int]] = [set() for _ in range(num_batches)]
+        chunks = [self._chunks(rng, c) for c in range(len(self.class_indices))]
+        # Largest classes first, each chunk of a class into a different batch, preferring batches with the
+        # most free slots (random among ties): this always fits, since num_batches >= the largest class's chunks.
+        order = sorted(rng.permutation(len(chunks)), key=lambda c: -len(chunks[c]))
+        for c in order:
+            priority = free + rng.random(num_batches)  # the random part only breaks ties
+            targets = np.argpartition(-priority, len(chunks[c]) - 1)[: len(chunks[c])]
+            for target, chunk in zip(targets, chunks[c]):
+                slots[target].append(chunk)
+                members[target].add(c)
+            free[targets] -= 1
+        for b in np.flatnonzero(free > 0):
+            others = [c for c in rng.permutation(len(chunks)) if c not in members[b]][: free[b]]
+            slots[b] += [rng.choice(self.class_indices[c], self.m, replace=len(self.class_indices[c]) < self.m)
+                         for c in others]
+        return [np.concatenate(slots[b]) for b in rng.permutation(num_batches)]
