@@ -78,8 +78,15 @@ class PairDataset(Dataset):
         (torch.Size([1, 3, 16, 16]), None)
     """
 
-    def __init__(self, queries: Sequence, documents: Sequence, preprocessing: Preprocessing, train: bool,
-                 scores: Sequence[float] | None = None, document_preprocessing: Preprocessing | None = None):
+    def __init__(
+        self,
+        queries: Sequence,
+        documents: Sequence,
+        preprocessing: Preprocessing,
+        train: bool,
+        scores: Sequence[float] | None = None,
+        document_preprocessing: Preprocessing | None = None,
+    ):
         if len(queries) != len(documents) or (scores is not None and len(scores) != len(queries)):
             raise ValueError("queries, documents and scores must have the same length")
         self.queries, self.documents, self.scores, self.train = queries, documents, scores, train
@@ -97,14 +104,18 @@ class PairDataset(Dataset):
     def collate(self, batch: list[tuple[Any, Any, float | None]]) -> tuple[Any, Any, torch.Tensor | None]:
         """``(queries, documents, scores)``: batched inputs, and a float tensor of scores or ``None``."""
         queries, documents, scores = zip(*batch)
-        return (self.query_preprocessing.collate(list(queries)), self.document_preprocessing.collate(list(documents)),
-                None if self.scores is None else torch.tensor(scores, dtype=torch.float32))
+        return (
+            self.query_preprocessing.collate(list(queries)),
+            self.document_preprocessing.collate(list(documents)),
+            None if self.scores is None else torch.tensor(scores, dtype=torch.float32),
+        )
 
     @property
     def reads_files(self) -> bool:
         """Whether loading a pair does I/O or decoding that DataLoader workers can overlap."""
-        return (_reads_files(self.queries, self.query_preprocessing)
-                or _reads_files(self.documents, self.document_preprocessing))
+        return _reads_files(self.queries, self.query_preprocessing) or _reads_files(
+            self.documents, self.document_preprocessing
+        )
 
 
 def _reads_files(items: Sequence, preprocessing: Preprocessing) -> bool:
@@ -133,10 +144,19 @@ def default_num_workers(dataset: Dataset) -> int:
     return max(0, min(MAX_AUTO_WORKERS, cpus - 1))
 
 
-def make_loader(dataset: Dataset, batch_size: int | None = None, *, shuffle: bool = False,
-                sampler: Sampler | None = None, num_workers: int | str = "auto",
-                collate_fn: Callable | None = None, pin_memory: bool | str = "auto",
-                persistent_workers: bool | str = "auto", drop_last: bool = False, seed: int = 0) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int | None = None,
+    *,
+    shuffle: bool = False,
+    sampler: Sampler | None = None,
+    num_workers: int | str = "auto",
+    collate_fn: Callable | None = None,
+    pin_memory: bool | str = "auto",
+    persistent_workers: bool | str = "auto",
+    drop_last: bool = False,
+    seed: int = 0,
+) -> DataLoader:
     """A DataLoader with the defaults that suit finetuner's datasets.
 
     Args:
@@ -171,7 +191,8 @@ def make_loader(dataset: Dataset, batch_size: int | None = None, *, shuffle: boo
     if not is_batch_sampler and batch_size is None:
         raise ValueError("give a batch_size, or a batch sampler such as ClassBalancedSampler")
     batching: dict[str, Any] = (
-        {"batch_sampler": sampler} if is_batch_sampler
+        {"batch_sampler": sampler}
+        if is_batch_sampler
         else {"batch_size": batch_size, "shuffle": shuffle, "sampler": sampler, "drop_last": drop_last}
     )
     return DataLoader(

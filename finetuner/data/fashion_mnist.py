@@ -12,7 +12,16 @@ from finetuner.data.sources import LabeledData
 
 ASSET = Path(__file__).parent / "assets" / "fashion_mnist_small.npz"
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 SPLITS = ("train", "test")
 

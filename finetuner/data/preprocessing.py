@@ -186,8 +186,10 @@ class ImagePreprocessing:
         """
         shapes = {tuple(sample.shape) for sample in samples}
         if len(shapes) > 1:
-            raise DataError(f"cannot batch images of different shapes {sorted(shapes)}: "
-                            "pass raw images, or tensors preprocessed to one input_size")
+            raise DataError(
+                f"cannot batch images of different shapes {sorted(shapes)}: "
+                "pass raw images, or tensors preprocessed to one input_size"
+            )
         return torch.stack(samples)
 
     @property
@@ -202,22 +204,30 @@ class ImagePreprocessing:
             resize: int | tuple[int, int] = math.floor(height / self.crop_pct)
         else:
             resize = (math.floor(height / self.crop_pct), math.floor(width / self.crop_pct))
-        return v2.Compose([
-            v2.Resize(resize, interpolation=InterpolationMode(self.interpolation), antialias=True),
-            v2.CenterCrop((height, width)),
-            *self._to_normalised_tensor(),
-        ])
+        return v2.Compose(
+            [
+                v2.Resize(resize, interpolation=InterpolationMode(self.interpolation), antialias=True),
+                v2.CenterCrop((height, width)),
+                *self._to_normalised_tensor(),
+            ]
+        )
 
     @cached_property
     def _train_transform(self) -> v2.Compose:
         if self.augment is None:
             return self._eval_transform
-        return v2.Compose([
-            v2.RandomResizedCrop(self.input_size[1:], scale=(0.5, 1.0),
-                                 interpolation=InterpolationMode(self.interpolation), antialias=True),
-            v2.RandomHorizontalFlip(),
-            *self._to_normalised_tensor(),
-        ])
+        return v2.Compose(
+            [
+                v2.RandomResizedCrop(
+                    self.input_size[1:],
+                    scale=(0.5, 1.0),
+                    interpolation=InterpolationMode(self.interpolation),
+                    antialias=True,
+                ),
+                v2.RandomHorizontalFlip(),
+                *self._to_normalised_tensor(),
+            ]
+        )
 
     def _to_normalised_tensor(self) -> list:
         return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
@@ -227,15 +237,19 @@ class ImagePreprocessing:
             return self._open(Path(item), train)
         if isinstance(item, torch.Tensor):
             if item.dtype != torch.uint8 or item.ndim not in (2, 3):
-                raise DataError(f"an image tensor must be uint8 (C, H, W) or float (C, H, W) already "
-                                f"preprocessed, got {item.dtype} with shape {tuple(item.shape)}")
+                raise DataError(
+                    f"an image tensor must be uint8 (C, H, W) or float (C, H, W) already "
+                    f"preprocessed, got {item.dtype} with shape {tuple(item.shape)}"
+                )
             item = item.numpy() if item.ndim == 2 else item.permute(1, 2, 0).numpy()
         if isinstance(item, np.ndarray):
             item = _array_to_image(item)
         if isinstance(item, Image.Image):
             return _convert(item, self._mode)
-        raise DataError(f"cannot load an image from a {type(item).__name__}: expected a path, a PIL.Image, "
-                        "a uint8 numpy array (H, W) or (H, W, C), or a (C, H, W) tensor")
+        raise DataError(
+            f"cannot load an image from a {type(item).__name__}: expected a path, a PIL.Image, "
+            "a uint8 numpy array (H, W) or (H, W, C), or a (C, H, W) tensor"
+        )
 
     def _open(self, path: Path, train: bool) -> Image.Image:
         try:
@@ -248,16 +262,20 @@ class ImagePreprocessing:
                 image.load()
                 return _convert(ImageOps.exif_transpose(image), self._mode)
         except _DECODE_ERRORS as error:
-            raise DataError(f"cannot read image {path}: {error}. Remove or replace this file "
-                            "(or drop it from your CSV/list), then run again.") from error
+            raise DataError(
+                f"cannot read image {path}: {error}. Remove or replace this file "
+                "(or drop it from your CSV/list), then run again."
+            ) from error
 
 
 def _array_to_image(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise DataError(f"an image array must be uint8 with shape (H, W) or (H, W, 1|3|4), got {array.dtype} "
-                        f"with shape {array.shape}; scale float images to 0..255 and cast with .astype(np.uint8)")
+        raise DataError(
+            f"an image array must be uint8 with shape (H, W) or (H, W, 1|3|4), got {array.dtype} "
+            f"with shape {array.shape}; scale float images to 0..255 and cast with .astype(np.uint8)"
+        )
     return Image.fromarray(np.ascontiguousarray(array))
 
 

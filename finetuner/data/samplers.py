@@ -47,18 +47,27 @@ class ClassBalancedSampler(Sampler[list[int]]):
         >>> loader = DataLoader(list(range(8)), batch_sampler=sampler)
     """
 
-    def __init__(self, labels: Sequence[int], num_items_per_class: int = 4, batch_size: int = 32, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        num_items_per_class: int = 4,
+        batch_size: int = 32,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         labels = np.asarray(labels, dtype=np.int64)
         if num_items_per_class < 1 or batch_size < 2:
-            raise ValueError(f"need num_items_per_class >= 1 and batch_size >= 2, got {num_items_per_class} "
-                             f"and {batch_size}")
+            raise ValueError(
+                f"need num_items_per_class >= 1 and batch_size >= 2, got {num_items_per_class} and {batch_size}"
+            )
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in range(num_replicas={num_replicas}), got {rank}")
         classes, inverse = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
-            raise DataError(f"class-balanced batches need at least 2 classes, found {len(classes)}; add items of "
-                            "other classes")
+            raise DataError(
+                f"class-balanced batches need at least 2 classes, found {len(classes)}; add items of other classes"
+            )
         self.class_indices = [np.flatnonzero(inverse == c) for c in range(len(classes))]
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         self.m, self.batch_size = self._adjust(num_items_per_class, batch_size, classes)
@@ -125,6 +134,7 @@ class ClassBalancedSampler(Sampler[list[int]]):
             free[targets] -= 1
         for b in np.flatnonzero(free > 0):
             others = [c for c in rng.permutation(len(chunks)) if c not in members[b]][: free[b]]
-            slots[b] += [rng.choice(self.class_indices[c], self.m, replace=len(self.class_indices[c]) < self.m)
-                         for c in others]
+            slots[b] += [
+                rng.choice(self.class_indices[c], self.m, replace=len(self.class_indices[c]) < self.m) for c in others
+            ]
         return [np.concatenate(slots[b]) for b in rng.permutation(num_batches)]

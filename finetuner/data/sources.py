@@ -76,8 +76,10 @@ class LabeledData:
         if len(self.items) != len(self.labels):
             raise DataError(f"got {len(self.items)} items but {len(self.labels)} labels: give one label per item")
         if self.labels and not 0 <= min(self.labels) <= max(self.labels) < len(self.classes):
-            raise DataError(f"labels must be in range({len(self.classes)}) for {len(self.classes)} classes, "
-                            f"got values from {min(self.labels)} to {max(self.labels)}")
+            raise DataError(
+                f"labels must be in range({len(self.classes)}) for {len(self.classes)} classes, "
+                f"got values from {min(self.labels)} to {max(self.labels)}"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -150,8 +152,9 @@ class PairData:
 
     def __post_init__(self) -> None:
         if len(self.queries) != len(self.documents):
-            raise DataError(f"got {len(self.queries)} queries but {len(self.documents)} documents: "
-                            "give one document per query")
+            raise DataError(
+                f"got {len(self.queries)} queries but {len(self.documents)} documents: give one document per query"
+            )
         if self.scores is not None:
             self.scores = [float(score) for score in self.scores]
             if len(self.scores) != len(self.queries):
@@ -195,8 +198,10 @@ def _check_fraction(fraction: float) -> None:
 
 def _check_parts(rest: int, part: int, total: int, fraction: float) -> None:
     if rest == 0 or part == 0:
-        raise DataError(f"cannot split {total} items with fraction={fraction}: one part would be empty; "
-                        "use more data or a fraction closer to 0.5")
+        raise DataError(
+            f"cannot split {total} items with fraction={fraction}: one part would be empty; "
+            "use more data or a fraction closer to 0.5"
+        )
 
 
 def check_labels_for_pair_loss(data: LabeledData) -> None:
@@ -211,9 +216,11 @@ def check_labels_for_pair_loss(data: LabeledData) -> None:
     present = sorted(set(data.labels))
     if len(present) < 2:
         found = f"only class {data.classes[present[0]]!r}" if present else "no labelled items"
-        raise DataError(f"metric learning needs at least 2 classes to form negative pairs, found {found}; "
-                        "add items of other classes. A single class cannot be classified either: "
-                        "for one class vs the rest, add a second class holding the 'other' items.")
+        raise DataError(
+            f"metric learning needs at least 2 classes to form negative pairs, found {found}; "
+            "add items of other classes. A single class cannot be classified either: "
+            "for one class vs the rest, add a second class holding the 'other' items."
+        )
 
 
 def encode_labels(raw_labels: Sequence[Any], names: Sequence[str] | None = None) -> tuple[list[int], list[str]]:
@@ -304,8 +311,10 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
     elif isinstance(source, (list, tuple)):
         data = _load_list(source, kind)
     else:
-        raise DataError(f"cannot load data from a {type(source).__name__}: expected a folder, a CSV file, a list "
-                        "of (item, label) or (query, document) tuples, a map-style torch Dataset, or 'fashion-mnist'")
+        raise DataError(
+            f"cannot load data from a {type(source).__name__}: expected a folder, a CSV file, a list "
+            "of (item, label) or (query, document) tuples, a map-style torch Dataset, or 'fashion-mnist'"
+        )
     expected = {"labeled": LabeledData, "pairs": PairData}.get(kind)
     if expected is not None and not isinstance(data, expected):
         raise DataError(f"kind={kind!r} was asked for but {source!r:.80} holds {type(data).__name__}")
@@ -353,8 +362,9 @@ def _load_folder(root: Path) -> LabeledData:
         raise DataError(f"no images found in {root}: {_FOLDER_LAYOUT} ({', '.join(IMAGE_EXTENSIONS)}){found}")
     notes = []
     if loose:
-        notes.append(f"ignored {len(loose)} images directly in {root} (e.g. {loose[0]}): images belong in class "
-                     "subfolders")
+        notes.append(
+            f"ignored {len(loose)} images directly in {root} (e.g. {loose[0]}): images belong in class subfolders"
+        )
     if empty:
         notes.append(f"skipped {len(empty)} class folders without images: {', '.join(empty[:5])}")
     if skipped:
@@ -398,8 +408,10 @@ def _load_csv(path: Path) -> LabeledData | PairData:
         items = [str(path.parent / item) if not os.path.isabs(item) else item for item in items]
         missing = [item for item in items if not os.path.isfile(item)]
         if missing:
-            raise DataError(f"{path}: {len(missing)} image files not found, e.g. {missing[0]}; paths are relative "
-                            "to the CSV's folder: fix the paths or remove those rows")
+            raise DataError(
+                f"{path}: {len(missing)} image files not found, e.g. {missing[0]}; paths are relative "
+                "to the CSV's folder: fix the paths or remove those rows"
+            )
     labels, classes = encode_labels([record[1] for record in records])
     return LabeledData(items, labels, classes)
 

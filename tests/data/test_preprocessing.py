@@ -118,8 +118,9 @@ def test_unsupported_items_raise_data_error(item):
 
 
 def test_config_round_trip_through_json():
-    prep = ImagePreprocessing(input_size=(1, 20, 24), mean=(0.5,), std=(0.25,), interpolation="bilinear",
-                              crop_pct=0.9, augment=None)
+    prep = ImagePreprocessing(
+        input_size=(1, 20, 24), mean=(0.5,), std=(0.25,), interpolation="bilinear", crop_pct=0.9, augment=None
+    )
     config = json.loads(json.dumps(prep.to_config()))
     assert config["kind"] == "image"
     assert ImagePreprocessing.from_config(config) == prep
@@ -130,8 +131,15 @@ def test_config_round_trip_through_json():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"input_size": (4, 8, 8)}, {"input_size": (8, 8)}, {"crop_pct": 0}, {"augment": "heavy"},
-     {"interpolation": "cubic"}, {"mean": (0.5,)}, {"std": (1, 0, 1)}],
+    [
+        {"input_size": (4, 8, 8)},
+        {"input_size": (8, 8)},
+        {"crop_pct": 0},
+        {"augment": "heavy"},
+        {"interpolation": "cubic"},
+        {"mean": (0.5,)},
+        {"std": (1, 0, 1)},
+    ],
 )
 def test_invalid_settings_raise(kwargs):
     with pytest.raises(ValueError):

@@ -59,11 +59,21 @@ def write_csv(path, rows):
 
 @pytest.mark.parametrize("column", ["path", "image"])
 def test_csv_of_image_paths_relative_to_the_csv(image_folder, column):
-    path = write_csv(image_folder / "list.csv", [[column, "label"], ["cat/a.jpg", "cat"], ["dog/a.jpg", "dog"],
-                                                 [str(image_folder / "fish" / "x.webp"), "fish"]])
+    path = write_csv(
+        image_folder / "list.csv",
+        [
+            [column, "label"],
+            ["cat/a.jpg", "cat"],
+            ["dog/a.jpg", "dog"],
+            [str(image_folder / "fish" / "x.webp"), "fish"],
+        ],
+    )
     data = load_data(path)
-    assert data.items == [str(image_folder / "cat/a.jpg"), str(image_folder / "dog/a.jpg"),
-                          str(image_folder / "fish" / "x.webp")]
+    assert data.items == [
+        str(image_folder / "cat/a.jpg"),
+        str(image_folder / "dog/a.jpg"),
+        str(image_folder / "fish" / "x.webp"),
+    ]
     assert (data.labels, data.classes) == ([0, 1, 2], ["cat", "dog", "fish"])
 
 
@@ -74,9 +84,11 @@ def test_csv_missing_image_file_raises(tmp_path):
 
 
 def test_csv_of_texts_and_of_pairs(tmp_path):
-    texts = load_data(write_csv(tmp_path / "t.csv", [["Text", " Label"], ["good film", "pos"], ["bad", "neg"], ["", ""]]))
+    rows = [["Text", " Label"], ["good film", "pos"], ["bad", "neg"], ["", ""]]
+    texts = load_data(write_csv(tmp_path / "t.csv", rows))
     assert (texts.items, texts.labels, texts.classes) == (["good film", "bad"], [1, 0], ["neg", "pos"])
-    pairs = load_data(write_csv(tmp_path / "p.csv", [["query", "document", "score"], ["q1", "d1", "1"], ["q2", "d2", "0.5"]]))
+    rows = [["query", "document", "score"], ["q1", "d1", "1"], ["q2", "d2", "0.5"]]
+    pairs = load_data(write_csv(tmp_path / "p.csv", rows))
     assert isinstance(pairs, PairData)
     assert (pairs.queries, pairs.documents, pairs.scores) == (["q1", "q2"], ["d1", "d2"], [1.0, 0.5])
     unscored = load_data(write_csv(tmp_path / "u.csv", [["query", "document"], ["q", "d"]]))
