@@ -1,0 +1,14 @@
+"""Evaluation: pure, chunked retrieval metrics, classification metrics, and thin evaluators.
+
+Example:
+    >>> import numpy as np
+    >>> from finetuner.evaluation import retrieval_metrics
+    >>> emb = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    >>> metrics = retrieval_metrics(emb, np.arange(100) % 10, k=(1, 10))
+"""
+
+from finetuner.evaluation.base import Evaluator
+from finetuner.evaluation.evaluator import RetrievalEvaluator
+from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
+
+__all__ = ["Evaluator", "RetrievalEvaluator", "classification_metrics", "pair_metrics", "retrieval_metrics"]
