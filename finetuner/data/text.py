@@ -1,0 +1,142 @@
+"""Text preprocessing: validate strings, tokenize batches, and keep the tokenizer with the saved model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from finetuner.data.errors import DataError
+
+
+class TextPreprocessing:
+    """Strings in, token tensors out, with a Hugging Face tokenizer.
+
+    ``load`` only checks the item (tokenizing one string at a time wastes the fast tokenizer's batching);
+    ``collate`` tokenizes the whole batch, padded to its longest text and truncated to ``max_length``.
+
+    Args:
+        tokenizer: a folder with tokenizer files, or a Hugging Face tokenizer object.
+        max_length: texts are truncated to this many tokens (special tokens included).
+
+    Example:
+        >>> prep = TextPreprocessing("path/to/all-MiniLM-L6-v2", max_length=128)  # doctest: +SKIP
+        >>> batch = prep.collate([prep.load("a cat", train=True), prep.load("a dog sat", train=True)])
+        >>> sorted(batch)  # doctest: +SKIP
+        ['attention_mask', 'input_ids', 'token_type_ids']
+    """
+
+    kind = "text"
+
+    def __init__(self, tokenizer: str | os.PathLike | Any, max_length: int = 256) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = load_tokenizer(tokenizer)
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+
+    def load(self, item: Any, train: bool) -> str:
+        """Check that ``item`` is a string and return it (the same in training and evaluation).
+
+        Raises:
+            DataError: the item is not a string.
+
+        Example:
+            >>> prep.load("a sentence", train=False)  # doctest: +SKIP
+            'a sentence'
+        """
+        if isinstance(item, np.str_):
+            item = str(item)
+        if not isinstance(item, str):
+            raise DataError(
+                f"a text model takes strings, got a {type(item).__name__} ({item!r:.60}): pass texts, or a CSV with "
+                "a 'text' column (or 'query,document' columns for pairs)"
+            )
+        return item
+
+    def collate(self, samples: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenize a batch: ``input_ids``, ``attention_mask`` (and ``token_type_ids`` for BERT-like models).
+
+        Example:
+            >>> batch = prep.collate(["a cat", "a dog sat"])  # doctest: +SKIP
+            >>> batch["input_ids"].shape  # doctest: +SKIP
+            torch.Size([2, 5])
+        """
+        encoded = self.tokenizer(
+            list(samples), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return dict(encoded)
+
+    def to_config(self) -> dict:
+        """A JSON-serialisable dict; the tokenizer itself is written by ``save(folder)``.
+
+        Example:
+            >>> prep.to_config()  # doctest: +SKIP
+            {'kind': 'text', 'max_length': 128}
+        """
+        return {"kind": self.kind, "max_length": self.max_length}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the tokenizer files into ``folder`` (the saved model's folder).
+
+        Example:
+            >>> prep.save("out/model")  # doctest: +SKIP
+        """
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+
+    @classmethod
+    def from_config(cls, config: dict, folder: str | os.PathLike | None) -> TextPreprocessing:
+        """Rebuild from ``to_config()`` output and the tokenizer files that ``save`` wrote in ``folder``.
+
+        Example:
+            >>> prep = TextPreprocessing.from_config({"kind": "text", "max_length": 128}, "out/model")  # doctest: +SKIP
+        """
+        if config.get("kind", "text") != "text":
+            raise ValueError(f"not a text preprocessing config: kind={config.get('kind')!r}")
+        if folder is None:
+            raise ValueError("a text preprocessing needs the saved model folder: its tokenizer files live there")
+        return cls(folder, max_length=config.get("max_length", 256))
+
+    def __repr__(self) -> str:
+        return f"TextPreprocessing({type(self.tokenizer).__name__}, max_length={self.max_length})"
+
+
+def load_tokenizer(folder: str | os.PathLike) -> Any:
+    """The Hugging Face tokenizer saved in ``folder``, read from disk only.
+
+    Example:
+        >>> tokenizer = load_tokenizer("path/to/all-MiniLM-L6-v2")  # doctest: +SKIP
+    """
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"tokenizer folder {folder} does not exist")
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"no tokenizer files in {folder} ({error}): it needs tokenizer.json or vocab.txt and "
+            "tokenizer_config.json, as written by tokenizer.save_pretrained(folder)"
+        ) from error
+
+
+def sort_by_length(texts: list[str]) -> np.ndarray:
+    """The order that sorts ``texts`` longest first, so batches of similar lengths need little padding.
+
+    Encode ``[texts[i] for i in order]``, then put results back with ``out[order] = encoded``.
+
+    Example:
+        >>> order = sort_by_length(["a", "a b c", "a b"])
+        >>> order.tolist()
+        [1, 2, 0]
+        >>> encoded = np.array([3, 2, 1])  # results in sorted order
+        >>> out = np.empty_like(encoded); out[order] = encoded; out.tolist()
+        [1, 3, 2]
+    """
+    return np.argsort([-len(text) for text in texts], kind="stable")
