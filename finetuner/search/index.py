@@ -1,0 +1,254 @@
+"""``Index``: a faiss vector index with ids and JSON payloads, saved without pickle."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+METRICS = ("cosine", "dot", "euclidean")
+KINDS = {"flat": {}, "ivf": {"nlist": None, "nprobe": 8}, "hnsw": {"M": 32, "efSearch": 64, "efConstruction": 40}}
+FORMAT = "finetuner-index"
+_FILES = {"config": "config.json", "faiss": "index.faiss", "ids": "ids.json", "payloads": "payloads.json"}
+
+
+class Index:
+    """A searchable set of embeddings, each with an int id and an optional JSON payload (e.g. a file path).
+
+    Scores are "higher is better": ``cosine`` gives the cosine similarity (vectors are L2-normalised on
+    ``add`` and ``search``), ``dot`` the inner product, ``euclidean`` the *negative squared* L2 distance.
+
+    Kinds: ``"flat"`` is exact (the default). ``"ivf"`` (``IndexIVFFlat``; params ``nlist``, default
+    ``min(4 sqrt(n), n / 39)`` of the first ``add``, and ``nprobe``, default 8) trains its coarse
+    quantizer on the first ``add``. ``"hnsw"`` (``IndexHNSWFlat``; params ``M``, ``efSearch``,
+    ``efConstruction``) needs no training. Approximate kinds can return fewer than k hits for a query:
+    the missing slots hold id -1 and score -inf. Use :meth:`recall_against_exact` to measure them.
+
+    Args:
+        dim: the embedding size; None takes it from the first ``add``.
+        metric: ``"cosine"``, ``"dot"`` or ``"euclidean"``.
+        kind: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+        **params: the kind's parameters listed above.
+
+    Example:
+        >>> import numpy as np
+        >>> index = Index(metric="cosine")
+        >>> index.add(np.eye(3, dtype=np.float32), payloads=["a.jpg", "b.jpg", "c.jpg"])
+        >>> scores, ids = index.search(np.array([[0.9, 0.1, 0.0]], dtype=np.float32), k=2)
+        >>> ids.tolist(), index.payloads_for(ids[0])
+        ([[0, 1]], ['a.jpg', 'b.jpg'])
+    """
+
+    def __init__(self, dim: int | None = None, metric: str = "cosine", kind: str = "flat", **params: Any):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {tuple(KINDS)}, got {kind!r}")
+        unknown = set(params) - set(KINDS[kind])
+        if unknown:
+            raise ValueError(f"unknown params {sorted(unknown)} for kind={kind!r}; it takes {sorted(KINDS[kind])}")
+        if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
+            raise ValueError(f"dim must be a positive int or None, got {dim!r}")
+        self.metric, self.kind = metric, kind
+        self.params = {**KINDS[kind], **params}
+        self.dim = None if dim is None else int(dim)
+        self._faiss: faiss.Index | None = None
+        self._ids = np.empty(0, dtype=np.int64)
+        self._payloads: list[Any] = []
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # (sorted ids, their positions), built lazily
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"Index(dim={self.dim}, metric={self.metric!r}, kind={self.kind!r}, size={len(self)})"
+
+    def add(
+        self,
+        embeddings: np.ndarray,
+        ids: Sequence[int] | np.ndarray | None = None,
+        payloads: Sequence[Any] | None = None,
+    ) -> None:
+        """Add ``(n, dim)`` embeddings, with ids (default: continuing ``len(self), len(self) + 1, ...``) and payloads.
+
+        An untrained ``"ivf"`` index is trained on these embeddings first.
+
+        Example:
+            >>> index = Index(dim=2)
+            >>> index.add(np.ones((2, 2), dtype=np.float32), ids=[10, 11], payloads=[{"path": "a"}, None])
+            >>> len(index)
+            2
+        """
+        x = self._vectors(embeddings, "embeddings")
+        n = x.shape[0]
+        new_ids = np.arange(len(self), len(self) + n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        if new_ids.shape != (n,):
+            raise ValueError(f"ids must hold one int per embedding ({n}), got shape {new_ids.shape}")
+        clash = np.intersect1d(new_ids, self._ids) if len(self) else np.empty(0)
+        if len(np.unique(new_ids)) != n or clash.size:
+            raise ValueError("ids must be unique and not already in the index; pass fresh ids explicitly")
+        if payloads is not None:
+            payloads = list(payloads)
+            if len(payloads) != n:
+                raise ValueError(f"payloads must hold one entry per embedding ({n}), got {len(payloads)}")
+            try:
+                json.dumps(payloads)
+            except TypeError as err:
+                raise ValueError(f"payloads must be JSON-serialisable (str paths, numbers, dicts): {err}") from None
+        if self._faiss is None:
+            self._faiss = self._build(x)
+            self.dim = x.shape[1]
+            self._apply_search_params()
+        self._faiss.add(x)
+        self._ids = np.concatenate([self._ids, new_ids])
+        self._payloads.extend(payloads if payloads is not None else [None] * n)
+        self._lookup = None
+
+    def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best matches of each query: ``(scores, ids)``, both ``(n_queries, k)``, best first.
+
+        Example:
+            >>> index = Index(); index.add(np.eye(2, dtype=np.float32))
+            >>> index.search(np.array([[1.0, 0.0]], dtype=np.float32), k=1)[1].tolist()
+            [[0]]
+        """
+        if len(self) == 0:
+            raise ValueError("the index is empty; call add() before search()")
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
+            raise ValueError(f"k must be an int in [1, {len(self)}] (the index size), got {k!r}; pass a smaller k")
+        q = self._vectors(queries, "queries", allow_1d=True)
+        scores, pos = self._faiss.search(q, int(k))
+        missing = pos < 0
+        if self.metric == "euclidean":
+            scores = -scores
+        scores[missing] = -np.inf
+        return scores, np.where(missing, -1, self._ids[np.maximum(pos, 0)])
+
+    def payloads_for(self, ids: Sequence[int] | np.ndarray) -> list[Any]:
+        """The payload of each id (None where none was given, and for the -1 of a missing hit).
+
+        Example:
+            >>> index = Index(); index.add(np.eye(2, dtype=np.float32), payloads=["a", "b"])
+            >>> index.payloads_for([1, -1])
+            ['b', None]
+        """
+        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self._lookup is None:
+            order = np.argsort(self._ids, kind="stable")
+            self._lookup = (self._ids[order], order)
+        sorted_ids, order = self._lookup
+        at = np.searchsorted(sorted_ids, wanted).clip(max=max(len(self) - 1, 0))
+        found = (sorted_ids[at] == wanted) if len(self) else np.zeros(len(wanted), bool)
+        unknown = wanted[~found & (wanted != -1)]
+        if unknown.size:
+            raise ValueError(f"ids {unknown[:5].tolist()} are not in the index; use ids returned by search()")
+        return [self._payloads[order[a]] if ok else None for a, ok in zip(at.tolist(), found.tolist())]
+
+    def recall_against_exact(self, queries: np.ndarray, k: int = 10) -> float:
+        """Recall@k of this index against exact search on the same vectors: the mean over queries of
+        ``|approximate top k & exact top k| / k``. 1.0 for ``"flat"`` (up to ties). Reconstructs all
+        stored vectors, so it needs ``len(self) x dim`` float32 memory.
+
+        Example:
+            >>> index = Index(kind="hnsw"); index.add(np.random.rand(200, 8).astype(np.float32))
+            >>> index.recall_against_exact(np.random.rand(5, 8).astype(np.float32), k=5) > 0.9
+            True
+        """
+        _, approx = self.search(queries, k)
+        q = self._vectors(queries, "queries", allow_1d=True)
+        if self.kind == "ivf":
+            self._faiss.make_direct_map()
+        stored = self._faiss.reconstruct_n(0, len(self))
+        metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        exact = self._ids[faiss.knn(q, stored, int(k), metric=metric)[1]]
+        return float(np.mean([len(np.intersect1d(a, e)) / k for a, e in zip(approx, exact)]))
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``config.json``, ``index.faiss`` (``faiss.write_index``), ``ids.json`` and ``payloads.json``.
+
+        Example:
+            >>> index.save("out/index")  # doctest: +SKIP
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"format": FORMAT, "version": 1, "dim": self.dim, "metric": self.metric, "kind": self.kind}
+        config.update(params=self.params, size=len(self))
+        if self._faiss is not None:
+            faiss.write_index(self._faiss, str(folder / _FILES["faiss"]))
+        (folder / _FILES["ids"]).write_text(json.dumps(self._ids.tolist()))
+        (folder / _FILES["payloads"]).write_text(json.dumps(self._payloads))
+        (folder / _FILES["config"]).write_text(json.dumps(config, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Index:
+        """Read an index written by :meth:`save`.
+
+        Example:
+            >>> index = Index.load("out/index")  # doctest: +SKIP
+        """
+        folder = Path(folder)
+        path = folder / _FILES["config"]
+        if not path.is_file():
+            raise ValueError(f"{folder} is not a saved Index: {_FILES['config']} is missing; save one with Index.save")
+        config = json.loads(path.read_text())
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{path} was not written by Index.save (format={config.get('format')!r})")
+        index = cls(dim=config["dim"], metric=config["metric"], kind=config["kind"], **config["params"])
+        index._ids = np.asarray(json.loads((folder / _FILES["ids"]).read_text()), dtype=np.int64)
+        index._payloads = json.loads((folder / _FILES["payloads"]).read_text())
+        if (folder / _FILES["faiss"]).is_file():
+            index._faiss = faiss.read_index(str(folder / _FILES["faiss"]))
+            index._apply_search_params()
+        stored = 0 if index._faiss is None else index._faiss.ntotal
+        if not len(index._ids) == len(index._payloads) == stored == config["size"]:
+            raise ValueError(f"{folder} is inconsistent: ids, payloads and vectors differ in count; save it again")
+        return index
+
+    def _vectors(self, x, name: str, allow_1d: bool = False) -> np.ndarray:
+        x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+        if allow_1d and x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty 2-D array (n, dim), got shape {x.shape}")
+        if self.dim is not None and x.shape[1] != self.dim:
+            raise ValueError(
+                f"{name} have dim {x.shape[1]} but the index has dim {self.dim}; encode with the same model"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contain NaN or inf; drop or fix those rows first")
+        if self.metric == "cosine":
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(x)
+
+    def _build(self, x: np.ndarray) -> faiss.Index:
+        dim = x.shape[1]
+        metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        if self.kind == "flat":
+            return faiss.IndexFlat(dim, metric)
+        if self.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, int(self.params["M"]), metric)
+            index.hnsw.efConstruction = int(self.params["efConstruction"])
+            return index
+        n = x.shape[0]
+        if self.params["nlist"] is None:
+            self.params["nlist"] = max(1, min(4 * int(math.sqrt(n)), n // 39))
+        nlist = int(self.params["nlist"])
+        if n < nlist:
+            raise ValueError(
+                f"kind='ivf' with nlist={nlist} needs at least {nlist} vectors in the first add() to train, got {n}; "
+                "add more vectors at once, pass a smaller nlist, or use kind='flat'"
+            )
+        index = faiss.IndexIVFFlat(faiss.IndexFlat(dim, metric), dim, nlist, metric)
+        index.train(x)
+        return index
+
+    def _apply_search_params(self) -> None:
+        if self.kind == "ivf":
+            self._faiss.nprobe = min(int(self.params["nprobe"]), int(self.params["nlist"]))
+        elif self.kind == "hnsw":
+            self._faiss.hnsw.efSearch = int(self.params["efSearch"])
