@@ -63,12 +63,12 @@ class ClassBalancedSampler(Sampler[list[int]]):
             )
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in range(num_replicas={num_replicas}), got {rank}")
-        classes, inverse = np.unique(labels, return_inverse=True)
+        classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise DataError(
                 f"class-balanced batches need at least 2 classes, found {len(classes)}; add items of other classes"
             )
-        self.class_indices = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+        self.class_indices = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         self.m, self.batch_size = self._adjust(num_items_per_class, batch_size, classes)
         self.classes_per_batch = self.batch_size // self.m
@@ -107,34 +107,47 @@ class ClassBalancedSampler(Sampler[list[int]]):
         for batch in batches[self.rank :: self.num_replicas]:
             yield batch.tolist()
 
-    def _chunks(self, rng: np.random.Generator, c: int) -> list[np.ndarray]:
+    def _chunks(self, rng: np.random.Generator, c: int) -> np.ndarray:
+        """The class's items, shuffled, as rows of m (the last row topped up from the class's other items)."""
         indices = rng.permutation(self.class_indices[c])
         short = -len(indices) % self.m
         if short:
-            # Top up with items from the class's other chunks (with replacement only if the class is tiny).
+            # Top up from items outside the last chunk (with replacement only if the class is tiny).
             pool = indices[: len(indices) - (self.m - short)] if len(indices) >= self.m else indices
             indices = np.concatenate([indices, rng.choice(pool, short, replace=len(pool) < short)])
-        return np.split(indices, len(indices) // self.m)
+        return indices.reshape(-1, self.m)
 
     def _global_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         num_batches, per_batch = self.num_global_batches, self.classes_per_batch
-        free = np.full(num_batches, per_batch)
-        slots: list[list[np.ndarray]] = [[] for _ in range(num_batches)]
-        members: list[set[int]] = [set() for _ in range(num_batches)]
         chunks = [self._chunks(rng, c) for c in range(len(self.class_indices))]
-        # Largest classes first, each chunk of a class into a different batch, preferring batches with the
-        # most free slots (random among ties): this always fits, since num_batches >= the largest class's chunks.
-        order = sorted(rng.permutation(len(chunks)), key=lambda c: -len(chunks[c]))
-        for c in order:
-            priority = free + rng.random(num_batches)  # the random part only breaks ties
-            targets = np.argpartition(-priority, len(chunks[c]) - 1)[: len(chunks[c])]
-            for target, chunk in zip(targets, chunks[c]):
-                slots[target].append(chunk)
-                members[target].add(c)
-            free[targets] -= 1
-        for b in np.flatnonzero(free > 0):
-            others = [c for c in rng.permutation(len(chunks)) if c not in members[b]][: free[b]]
-            slots[b] += [
-                rng.choice(self.class_indices[c], self.m, replace=len(self.class_indices[c]) < self.m) for c in others
-            ]
+        slots: list[list[np.ndarray]] = [[] for _ in range(num_batches)]
+        members: list[list[int]] = [[] for _ in range(num_batches)]
+        # buckets[f] holds the batches with f free slots. Largest classes first, each chunk of a class goes to
+        # a different batch, taken from the fullest bucket (at random within it): as with Gale-Ryser's
+        # construction this always fits, since num_batches >= the largest class's chunks.
+        buckets: list[list[int]] = [[] for _ in range(per_batch)] + [list(range(num_batches))]
+        draws = iter(rng.random(sum(len(rows) for rows in chunks)).tolist())
+        for c in sorted(rng.permutation(len(chunks)).tolist(), key=lambda c: -len(chunks[c])):
+            taken, free = [], per_batch
+            for chunk in chunks[c]:
+                while not buckets[free]:
+                    free -= 1
+                bucket = buckets[free]
+                pick = int(next(draws) * len(bucket))
+                bucket[pick], bucket[-1] = bucket[-1], bucket[pick]
+                batch = bucket.pop()
+                slots[batch].append(chunk)
+                members[batch].append(c)
+                taken.append((batch, free))
+            for batch, free in taken:  # only now, so no batch takes two chunks of one class
+                buckets[free - 1].append(batch)
+        for free in range(1, per_batch + 1):
+            for batch in buckets[free]:
+                present = set(members[batch])
+                others = [c for c in rng.permutation(len(chunks)).tolist() if c not in present][:free]
+                slots[batch] += [self._filler(rng, c) for c in others]
         return [np.concatenate(slots[b]) for b in rng.permutation(num_batches)]
+
+    def _filler(self, rng: np.random.Generator, c: int) -> np.ndarray:
+        indices = self.class_indices[c]
+        return rng.choice(indices, self.m, replace=len(indices) < self.m)
