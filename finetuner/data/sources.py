@@ -305,7 +305,7 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
 
         data = load_fashion_mnist(source.partition(":")[2] or "train")
     elif isinstance(source, (str, os.PathLike)):
-        data = _load_path(Path(source), kind)
+        data = _load_path(Path(source))
     elif isinstance(source, Dataset) and not isinstance(source, IterableDataset):
         data = _load_dataset(source)
     elif isinstance(source, (list, tuple)):
@@ -321,7 +321,7 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
     return data
 
 
-def _load_path(path: Path, kind: str) -> LabeledData | PairData:
+def _load_path(path: Path) -> LabeledData | PairData:
     if path.is_dir():
         return _load_folder(path)
     if path.is_file() and path.suffix.lower() == ".csv":
@@ -370,7 +370,7 @@ def _load_folder(root: Path) -> LabeledData:
     if skipped:
         notes.append(f"ignored {len(skipped)} files that are not images by extension (e.g. {skipped[0]})")
     if notes:
-        warnings.warn(f"loading {root}: " + "; ".join(notes), stacklevel=3)
+        warnings.warn(f"loading {root}: " + "; ".join(notes), stacklevel=4)
     labels = [label for label, images in enumerate(items) for _ in images]
     return LabeledData([path for images in items for path in images], labels, names)
 

@@ -25,8 +25,9 @@ def test_item_dataset_loads_through_the_preprocessing(image_folder):
     assert torch.allclose(inputs[0], PREP.load(data.items[0], train=False))
 
 
-def test_corrupt_file_error_surfaces_from_a_loader(corrupt_jpg):
-    loader = make_loader(ItemDataset([corrupt_jpg], [0], PREP, train=True), 1, num_workers=0)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_corrupt_file_error_surfaces_from_a_loader(corrupt_jpg, workers):
+    loader = make_loader(ItemDataset([corrupt_jpg], [0], PREP, train=True), 1, num_workers=workers)
     with pytest.raises(DataError, match=str(corrupt_jpg)):
         next(iter(loader))
 

@@ -27,7 +27,7 @@ def test_folder_warns_about_loose_images_empty_classes_and_other_files(image_fol
     (image_folder / "dog" / "notes.txt").write_text("x")
     with pytest.warns(UserWarning) as record:
         data = load_data(image_folder)
-    assert len(record) == 1
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
     message = str(record[0].message)
     assert "loose.jpg" in message and "empty" in message and "notes.txt" in message
     assert data.classes == ["cat", "dog", "fish"]
