@@ -163,7 +163,7 @@ class Index:
         q = self._vectors(queries, "queries", allow_1d=True)
         if self.kind == "ivf":
             self._faiss.make_direct_map()
-        stored = self._faiss.reconstruct_n(0, len(self))
+        stored = np.asarray(self._faiss.reconstruct_n(0, len(self)))  # a tensor once faiss.contrib.torch_utils ran
         metric = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
         exact = self._ids[faiss.knn(q, stored, int(k), metric=metric)[1]]
         return float(np.mean([len(np.intersect1d(a, e)) / k for a, e in zip(approx, exact)]))

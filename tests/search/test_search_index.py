@@ -87,6 +87,17 @@ def test_approximate_recall_is_reported_and_high_on_clustered_data(kind, params)
     assert exact.recall_against_exact(queries, k=10) == 1.0
 
 
+def test_works_after_faiss_torch_patch(tmp_path):
+    import faiss.contrib.torch_utils  # noqa: F401  (pytorch-metric-learning imports it: faiss then returns tensors)
+
+    x, _ = clustered(6)
+    index = Index(kind="hnsw")
+    index.add(x)
+    assert index.recall_against_exact(x[:5], k=5) >= 0.9
+    index.save(tmp_path)
+    assert Index.load(tmp_path).search(x[:2], k=1)[1].tolist() == [[0], [1]]
+
+
 def test_ivf_defaults_and_missing_hits():
     x, _ = clustered(4, n_clusters=4, per_cluster=40, spread=0.01)
     index = Index(kind="ivf", nlist=4, nprobe=1)
