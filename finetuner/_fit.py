@@ -1,0 +1,202 @@
+"""Pieces of `finetuner.fit`: batch sources (cached or not), evaluation before/after, report examples."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from finetuner.data import LabeledData, PairData
+from finetuner.export import EmbeddingModel
+from finetuner.training import distributed
+from finetuner.training.batches import LoaderBatches, ShuffledBatchSampler, TensorBatches
+from finetuner.training.cache import FeatureCache
+from finetuner.training.config import TrainConfig
+from finetuner.training.losses import needs_two_classes
+
+logger = logging.getLogger("finetuner")
+
+
+def backbone_is_frozen(model: EmbeddingModel) -> bool:
+    """True when no backbone parameter trains, so its features can be computed once and cached."""
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: TrainConfig):
+    """Class-balanced batches for metric losses, shuffled batches otherwise; sharded across DDP ranks."""
+    shard = {"num_replicas": distributed.world_size(), "rank": distributed.rank(), "seed": config.seed}
+    if isinstance(data, LabeledData) and needs_two_classes(loss):
+        from finetuner.data import ClassBalancedSampler
+
+        return ClassBalancedSampler(data.labels, config.num_items_per_class, config.batch_size, **shard)
+    return ShuffledBatchSampler(len(data), config.batch_size, **shard)
+
+
+def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: Any, config: TrainConfig):
+    """Batches decoded from the raw items by DataLoader workers, with training augmentation."""
+    from finetuner.data.datasets import ItemDataset, PairDataset, default_num_workers
+
+    if isinstance(data, PairData):
+        dataset = PairDataset(data.queries, data.documents, model.preprocessing, train=True, scores=data.scores)
+    else:
+        dataset = ItemDataset(data.items, data.labels, model.preprocessing, train=True)
+    workers = default_num_workers(dataset) if config.num_workers == "auto" else int(config.num_workers)
+    return LoaderBatches(dataset, sampler, dataset.collate, num_workers=workers, pin_memory=torch.cuda.is_available())
+
+
+@dataclass
+class CachedFeatures:
+    """Backbone features of the training views and of the evaluation set."""
+
+    train_views: list[torch.Tensor]
+    eval: torch.Tensor | None
+
+
+def cache_features(
+    model: EmbeddingModel,
+    train: LabeledData,
+    eval_data: LabeledData | None,
+    cache: FeatureCache,
+    *,
+    views: int,
+    config: TrainConfig,
+    device: torch.device,
+) -> CachedFeatures:
+    """Run the frozen backbone once over the training views and the evaluation items."""
+    from finetuner.training.device import autocast_dtype
+
+    model.to(device, memory_format=torch.channels_last).eval()
+    options = {
+        "device": device,
+        "batch_size": config.batch_size,
+        "num_workers": config.num_workers,
+        "autocast_dtype": autocast_dtype(config.precision, device),
+    }
+    fingerprint = nn.ModuleDict({"backbone": model.backbone, "pool": model.pool})
+    train_views = cache.features(
+        model.features, fingerprint, train.items, model.preprocessing, views=views, name="train", **options
+    )
+    eval_features = None
+    if eval_data is not None:
+        eval_features = cache.features(
+            model.features, fingerprint, eval_data.items, model.preprocessing, name="eval", **options
+        )[0]
+    return CachedFeatures(train_views, eval_features)
+
+
+def tensor_batches(features: CachedFeatures, train: LabeledData, sampler: Any) -> TensorBatches:
+    """Batches indexed out of the cached training features."""
+    return TensorBatches(features.train_views, torch.as_tensor(train.labels), sampler)
+
+
+def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """The head applied to cached features (eval mode), in chunks; the features themselves without a head."""
+    if model.head is None:
+        return features.float().numpy()
+    model.head.eval()
+    device = next(model.head.parameters()).device
+    with torch.inference_mode():
+        chunks = [model.head(chunk.float().to(device)).float().cpu() for chunk in features.split(batch_size)]
+    return torch.cat(chunks).numpy()
+
+
+def evaluation_function(
+    model: EmbeddingModel,
+    eval_data: LabeledData | PairData,
+    eval_features: torch.Tensor | None,
+    *,
+    batch_size: int,
+    metric_kwargs: dict[str, Any],
+) -> Callable[[], dict[str, float]]:
+    """A function that evaluates the current model on ``eval_data``: head on cached features when available."""
+    from finetuner.evaluation import classification_metrics, pair_metrics, retrieval_metrics
+
+    def evaluate() -> dict[str, float]:
+        if isinstance(eval_data, PairData):
+            queries = model.encode(eval_data.queries, batch_size)
+            documents = model.encode(eval_data.documents, batch_size)
+            return pair_metrics(queries, documents, np.arange(len(documents)), k=metric_kwargs.get("k", (1, 5, 10)))
+        if eval_features is not None:
+            outputs = head_outputs(model, eval_features)
+        else:
+            fn = model.encode if model.task != "classification" else _logits_fn(model)
+            outputs = fn(eval_data.items, batch_size)
+        if model.task == "classification":
+            return classification_metrics(outputs, eval_data.labels)
+        return retrieval_metrics(outputs, eval_data.labels, **metric_kwargs)
+
+    return evaluate
+
+
+def baseline_metrics(
+    model: EmbeddingModel,
+    eval_data: LabeledData | PairData,
+    eval_features: torch.Tensor | None,
+    *,
+    batch_size: int,
+    metric_kwargs: dict[str, Any],
+) -> dict[str, float]:
+    """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
+    pretrained model gives without any tuning). Classifiers: the freshly initialised head (about chance)."""
+    from finetuner.evaluation import pair_metrics, retrieval_metrics
+
+    if model.task == "classification":
+        return evaluation_function(
+            model, eval_data, eval_features, batch_size=batch_size, metric_kwargs=metric_kwargs
+        )()
+    if isinstance(eval_data, PairData):
+        encode = _features_fn(model)
+        return pair_metrics(
+            encode(eval_data.queries, batch_size),
+            encode(eval_data.documents, batch_size),
+            np.arange(len(eval_data.documents)),
+            k=metric_kwargs.get("k", (1, 5, 10)),
+        )
+    features = (
+        eval_features.float().numpy() if eval_features is not None else _features_fn(model)(eval_data.items, batch_size)
+    )
+    return retrieval_metrics(features, eval_data.labels, **metric_kwargs)
+
+
+def _features_fn(model: EmbeddingModel) -> Callable[[Any, int], np.ndarray]:
+    def encode(items, batch_size):
+        return model._outputs(model.features, items, batch_size, "auto", None)
+
+    return encode
+
+
+def _logits_fn(model: EmbeddingModel) -> Callable[[Any, int], np.ndarray]:
+    def logits(items, batch_size):
+        return model._outputs(model, items, batch_size, "auto", None)
+
+    return logits
+
+
+def retrieval_examples(
+    model: EmbeddingModel, eval_data: LabeledData, eval_features: torch.Tensor | None, *, queries: int = 4, k: int = 5
+) -> list[dict[str, Any]]:
+    """A few evaluation queries with their top-k neighbours (leave-one-out), for the HTML report."""
+    vectors = head_outputs(model, eval_features) if eval_features is not None else model.encode(eval_data.items)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(eval_data), size=min(queries, len(eval_data)), replace=False)
+    examples = []
+    for query in picks:
+        scores = vectors @ vectors[query]
+        scores[query] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        examples.append(
+            {
+                "query": eval_data.items[query],
+                "query_label": eval_data.classes[eval_data.labels[query]],
+                "results": [eval_data.items[i] for i in top],
+                "result_labels": [eval_data.classes[eval_data.labels[i]] for i in top],
+                "relevant": [eval_data.labels[i] == eval_data.labels[query] for i in top],
+            }
+        )
+    return examples

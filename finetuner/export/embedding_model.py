@@ -1,0 +1,278 @@
+"""`EmbeddingModel`: a tailored model that knows its preprocessing, so it encodes raw items, saves itself as
+JSON + safetensors (never a pickle) and loads back with no other argument."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from finetuner.tailor import TailoredModel
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "finetuner-embedding-model"
+
+
+class EmbeddingModel(TailoredModel):
+    """A `TailoredModel` (backbone → pool → head) plus what turns raw items into vectors and back into files.
+
+    Args:
+        backbone, pool, head: as in `TailoredModel`.
+        preprocessing: `ImagePreprocessing` or `TextPreprocessing` for raw items.
+        spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
+            (``embedding`` or ``classification``), ``classes``.
+
+    Example:
+        >>> model = finetuner.build_model("resnet18", pretrained=False, output_dim=64)
+        >>> model.encode(["cat.jpg", "dog.jpg"]).shape  # doctest: +SKIP
+        (2, 64)
+        >>> model.save("out/model"); finetuner.load("out/model")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        pool: nn.Module,
+        head: nn.Module | None = None,
+        *,
+        preprocessing: Any = None,
+        spec: dict[str, Any] | None = None,
+    ):
+        super().__init__(backbone, pool, head)
+        self.preprocessing = preprocessing
+        self.spec = dict(spec or {})
+
+    @property
+    def task(self) -> str:
+        return self.spec.get("task", "embedding")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.spec.get("classes", []))
+
+    def _device(self) -> torch.device:
+        parameter = next(self.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def _outputs(self, fn, items: Sequence[Any], batch_size: int, num_workers: int | str, device) -> np.ndarray:
+        from finetuner.inference import batched_outputs
+        from finetuner.training.device import autocast_dtype, resolve_device
+
+        if self.preprocessing is None:
+            raise ValueError("This model has no preprocessing, so it cannot read raw items: call it on tensors.")
+        device = resolve_device(device) if device is not None else self._device()
+        self.to(device, memory_format=torch.channels_last).eval()
+        return batched_outputs(
+            fn,
+            list(items),
+            self.preprocessing,
+            device=device,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            autocast_dtype=autocast_dtype("auto", device),
+        )
+
+    def encode(
+        self,
+        items: Sequence[Any],
+        batch_size: int = 64,
+        *,
+        normalize: bool = True,
+        num_workers: int | str = "auto",
+        device: str | torch.device | None = None,
+    ) -> np.ndarray:
+        """Embed raw items (image paths/arrays/PIL images, or texts) as float32 ``(N, D)``, L2-normalised unless
+        ``normalize=False``. Classifiers return the features that feed their classification head.
+
+        Example:
+            >>> vectors = model.encode(["a.jpg", "b.jpg"], batch_size=32)  # doctest: +SKIP
+        """
+        fn = self.features if self.task == "classification" else self
+        vectors = self._outputs(fn, items, batch_size, num_workers, device)
+        if normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def predict(self, items: Sequence[Any], batch_size: int = 64, *, num_workers: int | str = "auto") -> list[str]:
+        """Class names predicted for raw items (classification models only).
+
+        Example:
+            >>> model.predict(["shoe.png"])  # doctest: +SKIP
+            ['Sneaker']
+        """
+        if self.task != "classification":
+            raise ValueError("predict() needs a classifier: fit with task='classification'. Use encode() here.")
+        logits = self._outputs(self, items, batch_size, num_workers, None)
+        return [self.classes[i] for i in logits.argmax(axis=1)]
+
+    def example_input(self, batch_size: int = 2) -> Any:
+        """A batch this model accepts, built from its preprocessing (used to chop on load and to export)."""
+        if getattr(self.preprocessing, "kind", None) == "text":
+            return self.preprocessing.collate(["an example sentence", "another one"][:batch_size])
+        size = self.preprocessing.input_size if self.preprocessing is not None else self.spec["input_size"]
+        return torch.randn(batch_size, *size)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) to ``folder``, replacing it atomically.
+
+        Example:
+            >>> model.save("out/model")  # doctest: +SKIP
+            PosixPath('out/model')
+        """
+        from safetensors.torch import save_model
+
+        import finetuner
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+        try:
+            config = {
+                "format": FORMAT,
+                "finetuner_version": finetuner.__version__,
+                "torch_version": torch.__version__,
+                "spec": self.spec,
+                "pool": self.pool.config(),
+                "head": self.head.config() if self.head is not None else None,
+                "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
+            }
+            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            if hasattr(self.preprocessing, "save"):
+                self.preprocessing.save(staging)
+            save_model(_cpu_copy(self), str(staging / WEIGHTS_FILE))
+            _replace_folder(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, model: nn.Module | None = None, device: str | None = None) -> EmbeddingModel:
+        """Rebuild a saved model from its folder alone (``model=`` only for custom ``nn.Module`` backbones).
+
+        Example:
+            >>> model = EmbeddingModel.load("out/model")  # doctest: +SKIP
+        """
+        from safetensors.torch import load_model
+
+        from finetuner.data.preprocessing import preprocessing_from_config
+        from finetuner.models import rebuild_backbone
+        from finetuner.tailor import FeaturePool, build_head, chop
+
+        folder = Path(folder)
+        config = read_config(folder)
+        spec = config["spec"]
+        preprocessing = preprocessing_from_config(config["preprocessing"], folder) if config["preprocessing"] else None
+        backbone = model if model is not None else rebuild_backbone(spec["backbone"], folder)
+        shell = cls(backbone, FeaturePool.from_config(config["pool"]), None, preprocessing=preprocessing, spec=spec)
+        if spec.get("layer_name"):
+            shell.backbone = chop(backbone, spec["layer_name"], example_input=shell.example_input())
+        if config["head"] is not None:
+            shell.head = build_head(config["head"])
+        load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
+        if device is not None:
+            from finetuner.training.device import resolve_device
+
+            shell.to(resolve_device(device))
+        return shell.eval()
+
+    def export_onnx(self, path: str | Path, **kwargs: Any) -> Path:
+        """Export to ONNX (dynamic batch; dynamic sequence length for text), checked against PyTorch.
+
+        Example:
+            >>> model.export_onnx("out/model.onnx")  # doctest: +SKIP
+        """
+        from finetuner.export.onnx import export_onnx
+
+        return export_onnx(_cpu_copy(self).eval(), self.example_input(), path, **kwargs)
+
+    def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_kwargs: Any):
+        """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are
+        paths or texts), ready for `search`.
+
+        Example:
+            >>> index = model.build_index(paths); model.search(["query.jpg"], k=5)  # doctest: +SKIP
+        """
+        from finetuner.search import Index
+
+        vectors = self.encode(items)
+        if payloads is None and all(isinstance(item, (str, os.PathLike)) for item in items):
+            payloads = [str(item) for item in items]
+        self.index = Index(dim=vectors.shape[1], metric="cosine", **index_kwargs)
+        self.index.add(vectors, payloads=payloads)
+        return self.index
+
+    def search(self, queries: Sequence[Any], k: int = 10) -> list[list[dict[str, Any]]]:
+        """Top-``k`` matches of each query in the index from `build_index`: ``{"id", "score", "payload"}`` dicts.
+
+        Example:
+            >>> model.search(["query.jpg"], k=3)[0][0]["payload"]  # doctest: +SKIP
+            'data/shoe_17.png'
+        """
+        if getattr(self, "index", None) is None:
+            raise ValueError("No index yet: call model.build_index(items) first (or load one with Index.load).")
+        return search_index(self.index, self.encode(queries), k)
+
+
+def search_index(index: Any, query_vectors: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
+    """Search ``index`` and attach payloads: one list of ``{"id", "score", "payload"}`` per query."""
+    scores, ids = index.search(query_vectors, k)
+    results = []
+    for row_scores, row_ids in zip(scores, ids):
+        payloads = index.payloads_for(row_ids)
+        results.append(
+            [
+                {"id": int(i), "score": float(s), "payload": p}
+                for s, i, p in zip(row_scores, row_ids, payloads)
+                if i >= 0
+            ]
+        )
+    return results
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a saved model, with a clear error when ``folder`` is not one."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a saved finetuner model: {CONFIG_FILE} is missing.")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{path} was not written by finetuner's save() (format={config.get('format')!r}).")
+    return config
+
+
+def is_saved_model(folder: str | Path) -> bool:
+    """True when ``folder`` holds a model written by `EmbeddingModel.save`."""
+    try:
+        read_config(Path(folder))
+    except (FileNotFoundError, ValueError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    """``model`` itself when already on the CPU, else a CPU copy (the caller's device placement is kept)."""
+    import copy
+
+    on_cpu = all(t.device.type == "cpu" for t in model.state_dict().values())
+    return model if on_cpu else copy.deepcopy(model).cpu()
+
+
+def _replace_folder(staging: Path, folder: Path) -> None:
+    """Move ``staging`` to ``folder``; an existing ``folder`` is swapped out, then removed."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, folder)

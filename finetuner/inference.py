@@ -1,0 +1,70 @@
+"""Batched inference over raw items: the one code path behind `encode`, the feature cache and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from finetuner.training.device import autocast, move_to
+
+
+def batched_outputs(
+    fn: Callable[[Any], torch.Tensor],
+    items: Sequence[Any],
+    preprocessing: Any,
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+    train: bool = False,
+    num_workers: int | str = "auto",
+    autocast_dtype: torch.dtype | None = None,
+    description: str | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run ``fn`` on every item, in batches, and return float32 outputs ``(N, D)`` in the items' order.
+
+    Items are decoded and preprocessed in DataLoader workers (``train=True`` applies the training
+    augmentation). Text is sorted by length so batches carry little padding, and the order is restored.
+    ``out`` (e.g. a memory-mapped array) receives the rows instead of a new array.
+
+    Example:
+        >>> vectors = batched_outputs(model, ["a.jpg", "b.jpg"], prep, device=torch.device("cpu"))  # doctest: +SKIP
+    """
+    from finetuner.data.datasets import ItemDataset, make_loader
+
+    if len(items) == 0:
+        raise ValueError("Nothing to encode: the list of items is empty.")
+    order = _length_order(items) if getattr(preprocessing, "kind", None) == "text" else None
+    ordered = [items[i] for i in order] if order is not None else items
+    dataset = ItemDataset(ordered, [0] * len(ordered), preprocessing, train=train)
+    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
+    channels_last = True  # faster convolutions on CUDA and on the CPU alike; a no-op for other inputs
+    rows: list[np.ndarray] = []
+    start = 0
+    with torch.inference_mode():
+        for inputs, _ in tqdm(loader, desc=description, disable=description is None, leave=False):
+            inputs = move_to(inputs, device, channels_last)
+            with autocast(device, autocast_dtype):
+                outputs = fn(inputs)
+            batch = outputs.float().cpu().numpy()
+            if out is not None:
+                out[start : start + len(batch)] = batch
+            else:
+                rows.append(batch)
+            start += len(batch)
+    result = out if out is not None else np.concatenate(rows)
+    if order is not None:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        result[:] = result[inverse]
+    return result
+
+
+def _length_order(texts: Sequence[Any]) -> np.ndarray:
+    from finetuner.data.text import sort_by_length
+
+    return np.asarray(sort_by_length(list(texts)))
