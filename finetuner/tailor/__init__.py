@@ -1,0 +1,39 @@
+"""Model surgery on any ``nn.Module``: inspect it, chop it at a layer, freeze it, put a head on it.
+
+Example:
+    >>> from finetuner import tailor
+    >>> tailor.display(model, input_size=(3, 224, 224))          # names, shapes, params, dense layers
+    >>> body = tailor.chop(model, "layer3")                       # a copy that stops after layer3
+    >>> emb = tailor.to_embedding_model(model, freeze=True, output_dim=128)
+"""
+
+from finetuner.tailor.freezing import count_parameters, freeze, is_frozen, trainable_parameters, unfreeze
+from finetuner.tailor.heads import ClassificationHead, LinearHead, ProjectionHead, build_head
+from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dense_layers, display, summary
+from finetuner.tailor.pooling import FeaturePool
+from finetuner.tailor.surgery import EarlyExit, Removed, chop
+from finetuner.tailor.tailored import TailoredModel, attach, to_embedding_model
+
+__all__ = [
+    "ClassificationHead",
+    "EarlyExit",
+    "FeaturePool",
+    "LayerInfo",
+    "LinearHead",
+    "ProjectionHead",
+    "Removed",
+    "TailoredModel",
+    "attach",
+    "build_head",
+    "chop",
+    "count_parameters",
+    "default_embedding_layer",
+    "dense_layers",
+    "display",
+    "freeze",
+    "is_frozen",
+    "summary",
+    "to_embedding_model",
+    "trainable_parameters",
+    "unfreeze",
+]

@@ -1,0 +1,138 @@
+"""``TailoredModel`` (backbone -> pool -> head), ``attach`` and ``to_embedding_model``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from finetuner.tailor._inputs import Inputs, make_inputs
+from finetuner.tailor._trace import trace
+from finetuner.tailor.freezing import Layers
+from finetuner.tailor.freezing import freeze as freeze_layers
+from finetuner.tailor.heads import LinearHead, ProjectionHead
+from finetuner.tailor.inspection import capture, find_embedding
+from finetuner.tailor.pooling import FeaturePool
+from finetuner.tailor.surgery import chop_in_place
+
+
+class TailoredModel(nn.Module):
+    """A chopped backbone, a pooling step to ``(B, D)`` and an optional head.
+
+    ``features(inputs) = pool(backbone(inputs))``; ``forward(inputs) = head(features)``, or the features when
+    there is no head. ``inputs`` is a tensor, or a dict of tensors passed to the backbone as keyword arguments.
+    ``embedding_layer`` records where the original model was cut (``None`` when unknown).
+    """
+
+    def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool
+        self.head = head
+        self.embedding_layer: str | None = None
+
+    def features(self, inputs: Inputs) -> torch.Tensor:
+        """The backbone's pooled output, ``(B, D)``: what the head sees."""
+        output = self.backbone(**inputs) if isinstance(inputs, Mapping) else self.backbone(inputs)
+        return self.pool(output)
+
+    def forward(self, inputs: Inputs) -> torch.Tensor:
+        features = self.features(inputs)
+        return self.head(features) if self.head is not None else features
+
+
+def attach(model: nn.Module, head: nn.Module | None) -> TailoredModel:
+    """Put ``head`` on top of ``model`` (not copied): ``TailoredModel(model, FeaturePool(), head)``.
+
+    A ``TailoredModel`` keeps its backbone and pool and gets ``head`` instead of its own (a new ``TailoredModel``
+    sharing them is returned).
+    """
+    if isinstance(model, TailoredModel):
+        tailored = TailoredModel(model.backbone, model.pool, head)
+        tailored.embedding_layer = model.embedding_layer
+        return tailored
+    return TailoredModel(model, FeaturePool(), head)
+
+
+def to_embedding_model(
+    model: nn.Module,
+    layer_name: str | None = None,
+    freeze: Layers = False,
+    output_dim: int | None = None,
+    input_size: int | Sequence[int] | None = None,
+    example_input: Inputs | None = None,
+    head: str | nn.Module = "projection",
+    normalize: bool = False,
+) -> TailoredModel:
+    """Turn any model into an embedding model: chop, pool to ``(B, D)``, freeze, attach a head.
+
+    The input model is not modified (the result is built from a copy).
+
+    Args:
+        model: any ``nn.Module``.
+        layer_name: where to cut; ``default_embedding_layer(model)`` when None (the layer feeding the
+            classifier), with the pooling that reproduces the classifier's input (e.g. the class token).
+        freeze: ``True`` freezes the whole backbone; names / prefixes of the original model freeze only those
+            (see ``finetuner.tailor.freeze``); ``False`` trains everything.
+        output_dim: size of the output; attaches ``head`` with this size. ``None``: no head, the output is the
+            ``(B, D)`` features.
+        input_size: shape of one sample without the batch dimension (image models: guessed when omitted).
+        example_input: an input the model accepts (a dict of tensors for text models).
+        head: ``"projection"`` (``ProjectionHead(D, output_dim)``, three Linear layers), ``"linear"``
+            (``LinearHead``), or an ``nn.Module`` taking ``(B, D)`` (used as is, whatever ``output_dim``).
+        normalize: L2-normalise the head's output.
+
+    Returns:
+        A ``TailoredModel`` whose ``embedding_layer`` is the layer it was cut at.
+
+    Raises:
+        ValueError: ``freeze=True`` without a head (nothing would be trained), ``normalize=True`` without a head,
+            an unknown layer or head name.
+
+    Example:
+        >>> resnet = torchvision.models.resnet18()
+        >>> model = to_embedding_model(resnet, freeze=True, output_dim=128, input_size=(3, 64, 64))
+        >>> model(torch.zeros(2, 3, 64, 64)).shape
+        torch.Size([2, 128])
+    """
+    has_head = isinstance(head, nn.Module) or output_dim is not None
+    if freeze is True and not has_head:
+        raise ValueError(
+            "freeze=True with output_dim=None leaves nothing to train: set output_dim to attach a trainable head, "
+            "or freeze fewer layers (a list of layer names)."
+        )
+    if normalize and not has_head:
+        raise ValueError("normalize=True needs a head: set output_dim (EmbeddingModel.encode normalises anyway).")
+    if isinstance(head, nn.Module) and normalize:
+        raise ValueError(
+            "normalize=True applies to the 'projection' and 'linear' heads; normalise inside your own head."
+        )
+    if not isinstance(head, nn.Module) and head not in ("projection", "linear"):
+        raise ValueError(f"Unknown head {head!r}: use 'projection', 'linear' or an nn.Module.")
+
+    inputs = make_inputs(model, input_size, example_input)
+    mode = "auto"
+    if layer_name is None:
+        layer_name, mode = find_embedding(*trace(model, inputs, on_output=capture))
+    work = copy.deepcopy(model)
+    if freeze is not True:
+        freeze_layers(work, freeze)  # names of the original model, before chopping renames anything
+    backbone, output = chop_in_place(work, layer_name, inputs)
+    if freeze is True:
+        freeze_layers(backbone)
+    pool = FeaturePool(mode)
+    dim = pool(output).shape[-1]
+    if isinstance(head, nn.Module):
+        head_module: nn.Module | None = head
+    elif output_dim is None:
+        head_module = None
+    elif head == "linear":
+        head_module = LinearHead(dim, output_dim, normalize=normalize)
+    else:
+        head_module = ProjectionHead(dim, output_dim, normalize=normalize)
+    tailored = TailoredModel(backbone, pool, head_module)
+    tailored.embedding_layer = layer_name
+    tailored.train(model.training)
+    return tailored
