@@ -15,7 +15,7 @@ import torch
 
 DISTANCES = ("cosine", "dot", "euclidean")
 _NEG_INF = float("-inf")
-_NORM_BLOCK = 65536  # rows per block when computing index norms (bounds the temporary copy)
+_NORM_BLOCK = 65536  # rows per block for whole-index passes (finite check, norms): bounds their temporaries
 _RANK_PIECE = 8  # rows per block when ranking the first relevant item over a whole row
 
 
@@ -28,7 +28,7 @@ def as_embeddings(x, name: str) -> torch.Tensor:
         t = t.float()
     elif t.dtype not in (torch.float32, torch.float64):
         t = t.float()  # half precision matmul is slow or missing on CPU
-    if not bool(torch.isfinite(t).all()):
+    if not all(bool(torch.isfinite(block).all()) for block in t.split(_NORM_BLOCK)):  # bounded temporaries
         raise ValueError(f"{name} contains NaN or inf; drop or fix those rows before evaluating")
     return t
 
