@@ -43,10 +43,32 @@ def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -
     raise ValueError(f"unknown pooling {mode!r}: expected one of {POOLING_MODES}")
 
 
+class TokenPooling(nn.Module):
+    """`pool_tokens` as a module, so that inspection sees it as the layer that makes the embedding.
+
+    Example:
+        >>> TokenPooling("cls")(torch.ones(2, 3, 4), torch.ones(2, 3)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, mode: str = "mean") -> None:
+        super().__init__()
+        if mode not in POOLING_MODES:
+            raise ValueError(f"unknown pooling {mode!r}: expected one of {POOLING_MODES}")
+        self.mode = mode
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return pool_tokens(hidden, attention_mask, self.mode)
+
+    def extra_repr(self) -> str:
+        return repr(self.mode)
+
+
 class HFTextEncoder(nn.Module):
     """A Hugging Face encoder (``AutoModel``) followed by a pooling over tokens: token ids in, ``(B, D)`` out.
 
     Call it with the tokenized batch, as keywords or as one dict: ``encoder(**batch)`` or ``encoder(batch)``.
+    Tailor's default embedding layer for it is ``pool``, the whole encoder.
 
     Args:
         transformer: the Hugging Face model; its output must have ``last_hidden_state``.
@@ -62,10 +84,13 @@ class HFTextEncoder(nn.Module):
 
     def __init__(self, transformer: nn.Module, pooling: str = "mean") -> None:
         super().__init__()
-        if pooling not in POOLING_MODES:
-            raise ValueError(f"unknown pooling {pooling!r}: expected one of {POOLING_MODES}")
         self.transformer = transformer
-        self.pooling = pooling
+        self.pool = TokenPooling(pooling)
+
+    @property
+    def pooling(self) -> str:
+        """The pooling mode: ``"mean"``, ``"cls"`` or ``"max"``."""
+        return self.pool.mode
 
     @property
     def output_dim(self) -> int:
@@ -84,7 +109,7 @@ class HFTextEncoder(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         output = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        return pool_tokens(output.last_hidden_state, attention_mask, self.pooling)
+        return self.pool(output.last_hidden_state, attention_mask)
 
 
 def text_spec(encoder: HFTextEncoder, max_length: int, normalize: bool) -> dict[str, Any]:

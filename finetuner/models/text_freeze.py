@@ -5,16 +5,18 @@ from __future__ import annotations
 from torch import nn
 
 FIRST_BLOCKS = "first:"
+_TOKENS = ("cls_token", "reg_token", "dist_token")  # learnt tokens prepended to the sequence (timm ViTs)
 
 
-def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The model's stack of transformer blocks: the longest ``nn.ModuleList`` whose items share one type.
+def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList | nn.Sequential]:
+    """The model's stack of transformer blocks: the longest ``nn.ModuleList`` (or ``nn.Sequential``) whose items
+    share one type.
 
     Ties go to the list with more parameters. Works for Hugging Face encoders (``encoder.layer``), timm ViTs
     (``blocks``) and GPT-like models (``h``) alike.
 
     Returns:
-        ``(dotted name, the ModuleList)``.
+        ``(dotted name, the list of blocks)``.
 
     Example:
         >>> from transformers import AutoModel, BertConfig
@@ -25,33 +27,36 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     candidates = [
         (len(module), sum(p.numel() for p in module.parameters()), name, module)
         for name, module in model.named_modules()
-        if isinstance(module, nn.ModuleList) and len(module) > 0 and len({type(m) for m in module}) == 1
+        if isinstance(module, nn.ModuleList | nn.Sequential) and len(module) > 0 and len({type(m) for m in module}) == 1
     ]
     if not candidates:
-        raise ValueError(f"{type(model).__name__} has no nn.ModuleList of identical blocks, so 'first N blocks' "
+        raise ValueError(f"{type(model).__name__} has no list of identical blocks, so 'first N blocks' "
                          "has no meaning for it: freeze layers by name instead")
     _, _, name, blocks = max(candidates, key=lambda c: (c[0], c[1]))
     return name, blocks
 
 
-def embedding_modules(model: nn.Module, blocks_name: str) -> list[str]:
-    """Names of the outermost modules called ``*embed*`` (token, position, patch embeddings) outside the blocks.
+def embedding_layers(model: nn.Module, blocks_name: str) -> list[str]:
+    """Names of what comes before the blocks: outside them, the outermost ``nn.Embedding`` modules and modules or
+    parameters called ``*embed*`` (token, position and patch embeddings), and class / register tokens.
 
     Example:
-        >>> embedding_modules(bert, "encoder.layer")  # doctest: +SKIP
+        >>> embedding_layers(bert, "encoder.layer")  # doctest: +SKIP
         ['embeddings']
     """
     names: list[str] = []
-    for name, _ in model.named_modules():
-        inside_blocks = name.startswith(blocks_name + ".")
-        inside_found = any(name.startswith(found + ".") for found in names)
-        if "embed" in name.rsplit(".", 1)[-1].lower() and not inside_blocks and not inside_found:
+    candidates = list(model.named_modules()) + list(model.named_parameters())
+    for name, item in candidates:
+        leaf = name.rsplit(".", 1)[-1]
+        embedding = isinstance(item, nn.Embedding) or "embed" in leaf.lower() or leaf in _TOKENS
+        inside = any(name.startswith(outer + ".") for outer in [blocks_name, *names])
+        if embedding and not inside and name not in names:
             names.append(name)
     return names
 
 
 def first_blocks(model: nn.Module, n: int) -> list[str]:
-    """Module names covering the embeddings and the first ``n`` blocks (``n=0``: the embeddings only).
+    """Module (and parameter) names covering the embeddings and the first ``n`` blocks (``n=0``: the embeddings only).
 
     Example:
         >>> first_blocks(bert, 1)  # doctest: +SKIP
@@ -61,7 +66,7 @@ def first_blocks(model: nn.Module, n: int) -> list[str]:
     if not 0 <= n <= len(blocks):
         raise ValueError(f"{type(model).__name__} has {len(blocks)} blocks ({name}): freeze 'first:0' to "
                          f"'first:{len(blocks)}', not 'first:{n}'")
-    return embedding_modules(model, name) + [f"{name}.{i}" for i in range(n)]
+    return embedding_layers(model, name) + [f"{name}.{i}" for i in range(n)]
 
 
 def resolve_freeze_spec(model: nn.Module, spec: str) -> list[str]:
@@ -75,7 +80,7 @@ def resolve_freeze_spec(model: nn.Module, spec: str) -> list[str]:
         spec: ``"first:N"`` with ``N >= 0``.
 
     Returns:
-        Dotted module names, in execution order.
+        Dotted module names (and names of embedding parameters such as a ViT's ``pos_embed``).
 
     Example:
         >>> resolve_freeze_spec(bert, "first:1")  # doctest: +SKIP
