@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -246,6 +247,7 @@ def fit(
     device: str = "auto",
     seed: int = 0,
     num_workers: int | str = "auto",
+    augment: bool = True,
     cache: bool = True,
     cache_views: int = 1,
     cache_dtype: str = "float32",
@@ -271,6 +273,8 @@ def fit(
         loss: a pytorch-metric-learning loss name (default ``TripletMarginLoss``; ``CrossEntropyLoss`` for
             classification; ``MultipleNegativesRankingLoss`` for pairs), or a module.
         miner: a pytorch-metric-learning miner name, or a module.
+        augment: light training augmentation of images (random resized crop, flip); off keeps the
+            evaluation transform for training too.
         cache: with a frozen backbone, compute its features once and train the head on them.
         cache_views: cache this many augmented views per item (1: no augmentation).
         output_dir: writes ``model/``, ``checkpoints/`` (resumable) and ``report/`` there.
@@ -332,6 +336,8 @@ def fit(
     )
     if not pairs:
         net.spec.setdefault("classes", train.classes)
+    if not augment and getattr(net.preprocessing, "augment", None) is not None:
+        net.preprocessing = dataclasses.replace(net.preprocessing, augment=None)
     default_loss = (
         "CrossEntropyLoss"
         if task == "classification"

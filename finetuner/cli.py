@@ -101,6 +101,7 @@ def fit(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16, fp16")] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
+    augment: Annotated[bool, typer.Option(help="light training augmentation (crop, flip)")] = True,
     cache: Annotated[bool, typer.Option(help="cache frozen-backbone features")] = True,
     cache_views: Annotated[int, typer.Option(help="augmented views to cache per item")] = 1,
     lora: Annotated[bool, typer.Option(help="train LoRA adapters on the backbone")] = False,
@@ -139,6 +140,7 @@ def fit(
             device=device,
             precision=precision,
             seed=seed,
+            augment=augment,
             cache=cache,
             cache_views=cache_views,
             lora=lora or None,
@@ -241,9 +243,7 @@ def search(
     index_folder: Annotated[Path, typer.Argument(help="a folder written by `finetuner index`")],
     queries: Annotated[list[str], typer.Argument(help="query images or texts")],
     k: Annotated[int, typer.Option("-k", help="results per query")] = 5,
-    model: Annotated[
-        Path | None, typer.Option(help="model folder (default: the one the index was built with)")
-    ] = None,
+    model: Annotated[Path | None, typer.Option(help="model folder (default: the one the index was built with)")] = None,
 ) -> None:
     """Find the items most similar to each query in an index built by `finetuner index`."""
     from finetuner.api import load

@@ -18,6 +18,7 @@ _REBUILDERS = {
     "timm": "finetuner.models.timm_models:rebuild",
     "hf_text": "finetuner.models.hf_text:rebuild",
     "clip": "finetuner.models.clip:rebuild",
+    "test": "finetuner.models.test_models:rebuild",
 }
 
 

@@ -16,6 +16,7 @@ _BACKEND_MODULES = (
     "finetuner.models.torchvision_models",
     "finetuner.models.hf_text",
     "finetuner.models.clip",
+    "finetuner.models.test_models",
 )
 
 
