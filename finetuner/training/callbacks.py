@@ -68,9 +68,8 @@ class EvaluationCallback(Callback):
     def on_epoch_end(self, trainer: Trainer) -> None:
         if (trainer.epoch + 1) % self.every and trainer.epoch + 1 != trainer.config.epochs:
             return
-        if not distributed.is_main_process():
-            return
-        metrics = self.compute(trainer)
+        # Rank 0 evaluates; every rank gets the numbers, so monitors agree on when to stop and save.
+        metrics = distributed.broadcast_object(self.compute(trainer) if distributed.is_main_process() else None)
         trainer.metrics = metrics
         trainer.history[-1].update({f"{self.prefix}/{k}": v for k, v in metrics.items()})
 

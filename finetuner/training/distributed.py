@@ -79,3 +79,12 @@ def average(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= world_size()
     return value
+
+
+def broadcast_object(value):
+    """``value`` from rank 0 on every rank (the value itself in a single process)."""
+    if world_size() <= 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

@@ -77,10 +77,9 @@ class Trainer:
                 "Nothing to train: every parameter of the model is frozen. Attach a head (output_dim=...) or "
                 "freeze fewer layers."
             )
-        channels_last = self.device.type == "cuda"
-        self.model.to(self.device)
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        # channels_last speeds up convolutions on CUDA and CPU alike, and every DDP replica must share one layout
+        # (inference may already have converted the model on rank 0).
+        self.model.to(self.device, memory_format=torch.channels_last)
         self.loss.to(self.device)
         config = self.config
         self.optimizers = [build_optimizer(params, config.optimizer, config.learning_rate, **config.optimizer_kwargs)]
@@ -116,7 +115,6 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Run the loop for ``config.epochs`` (from the resumed epoch, if any) and return the history."""
         model = self._setup()
-        channels_last = self.device.type == "cuda"
         for callback in self.callbacks:
             callback.on_fit_start(self)
         for epoch in range(self.epoch, self.config.epochs):
@@ -132,7 +130,7 @@ class Trainer:
                 leave=False,
             )
             for batch in bar:
-                batch = move_to(batch, self.device, channels_last)
+                batch = move_to(batch, self.device, channels_last=True)
                 with autocast(self.device, self.autocast_dtype):
                     loss = self.compute_loss(model, batch)
                 # GradScaler is a no-op unless fp16: it keeps small fp16 gradients from underflowing.
