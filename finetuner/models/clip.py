@@ -81,17 +81,17 @@ def build_clip(
     from finetuner.data.preprocessing import ImagePreprocessing
 
     config = _config(name)
-    module = rebuild({"config": config})
-    label = name if isinstance(name, str) else "this CLIP config"
-    if weights is not None:
-        module.clip.load_state_dict(load_state_dict(weights))
-    elif pretrained:
+    if pretrained and weights is None:
+        label = name if isinstance(name, str) else "this CLIP config"
         raise WeightsNotFoundError(
             f"No pretrained weights for {label}: none ship in a package and finetuner never downloads. Pass "
             "weights='path/to/open_clip_model.safetensors' (an open_clip state dict for this architecture, fetched "
             "once where there is a network, e.g. from the Hugging Face repo of the open_clip checkpoint), or "
             "pretrained=False for a random initialisation."
         )
+    module = rebuild({"config": config})
+    if weights is not None:
+        module.clip.load_state_dict(load_state_dict(weights))
     size = config["vision_cfg"].get("image_size", 224)
     return Backbone(
         module=module,
