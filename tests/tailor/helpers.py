@@ -82,6 +82,13 @@ def _timm(name, **kw):
     return timm.create_model(name, pretrained=False, **kw)
 
 
+def _tv_convnext():
+    """torchvision's ConvNeXt class (stem, stages, LayerNorm2d + Flatten + Linear classifier), three thin stages."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    return ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, 64, 1), CNBlockConfig(64, None, 1)], num_classes=10)
+
+
 def _tv_vit():
     import torchvision
 
@@ -96,7 +103,7 @@ BUILDERS = {
     "tv_resnet50": (lambda: _tv("resnet50"), (3, 64, 64)),
     "tv_efficientnet_b0": (lambda: _tv("efficientnet_b0"), IMAGE),
     "tv_mobilenet_v3_small": (lambda: _tv("mobilenet_v3_small"), IMAGE),
-    "tv_convnext_tiny": (lambda: _tv("convnext_tiny"), IMAGE),
+    "tv_convnext": (_tv_convnext, IMAGE),
     "tv_vit": (_tv_vit, IMAGE),
     "timm_resnet18": (lambda: _timm("resnet18"), IMAGE),
     "timm_vit_tiny": (lambda: _timm("vit_tiny_patch16_224", img_size=32), IMAGE),
