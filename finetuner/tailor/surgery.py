@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -103,7 +104,8 @@ def chop(
        placeholders, which drops their parameters.
 
     Each candidate is accepted only if it reproduces the layer's output on the dummy input; if the placeholders
-    break the model (its ``forward`` touches a dropped layer before the chop point), they are put back.
+    break the model (its ``forward`` touches a dropped layer before the chop point), they are put back, and the
+    plain early exit (all parameters kept, still nothing computed after the layer) is returned.
 
     Args:
         model: any ``nn.Module``.
@@ -161,12 +163,23 @@ def chop_in_place(work: nn.Module, layer_name: str, inputs: Inputs) -> tuple[nn.
         return wrapper, reference
     for parent, attr, module in restore:
         setattr(parent, attr, module)
-    if restore and _reproduces(wrapper, inputs, reference):
-        return wrapper, reference
-    raise RuntimeError(
-        f"Could not chop {type(work).__name__} at {layer_name!r}: running it up to that layer does not reproduce the "
-        "layer's output (non-deterministic model?). Chop at another layer (finetuner.tailor.display lists them)."
-    )
+    # Last resort, the whole copy stopped at the layer: the same computation as the model, so only a
+    # non-deterministic model (or one whose call count varies) can disagree with the traced pass.
+    try:
+        with inference(wrapper):
+            output = call(wrapper, inputs)
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not chop {type(work).__name__} at {layer_name!r}: {exc}. "
+            "Chop at another layer (finetuner.tailor.display lists them)."
+        ) from exc
+    if not same(output, reference):
+        warnings.warn(
+            f"Two runs of {type(work).__name__} up to {layer_name!r} gave different values; is the model "
+            "non-deterministic?",
+            stacklevel=3,
+        )
+    return wrapper, output
 
 
 def _chain(module: nn.Module, parts: list[str], by_id: dict[int, Record]) -> nn.Module | None:

@@ -181,3 +181,34 @@ def test_early_exit_traces(zoo):
         traced = torch.jit.trace(chopped, x)
     other = torch.randn_like(x)
     assert torch.allclose(traced(other), run(chopped, other), atol=1e-5)
+
+
+class _PeeksAtHead(nn.Module):
+    """Reads the head's bias before running the body: dropping the head would break it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.body(x + self.head.bias.mean()))
+
+
+def test_placeholders_are_put_back_when_the_model_needs_them():
+    model = _PeeksAtHead()
+    chopped = chop(model, "body", input_size=(4,))
+    assert isinstance(chopped, EarlyExit) and isinstance(chopped.model.head, nn.Linear)
+    x = torch.randn(3, 4)
+    assert_equal(run(chopped, x), hooked_output(model, "body", x))
+
+
+def test_shared_and_unused_modules_are_kept():
+    from .helpers import Twice
+
+    model = Twice()  # act runs before and after lin, unused never runs
+    chopped = chop(model, "lin", input_size=(4,))
+    assert isinstance(chopped, EarlyExit)
+    assert isinstance(chopped.model.out, Removed) and isinstance(chopped.model.unused, nn.Linear)
+    x = torch.randn(3, 4)
+    assert_equal(run(chopped, x), model.lin(model.act(x)))
