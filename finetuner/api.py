@@ -96,7 +96,7 @@ def build_model(
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     if isinstance(model, (str, Path)) and is_saved_model(model):
-        return EmbeddingModel.load(model)
+        return _continue_from_saved(EmbeddingModel.load(model), freeze, output_dim, head)
     if task == "embedding" and freeze is True and output_dim is None:
         raise ValueError(
             "freeze=True without output_dim would train nothing: set output_dim=... to attach a trainable "
@@ -105,7 +105,7 @@ def build_model(
     backbone = build_backbone(
         model, pretrained=pretrained, input_size=input_size, example_input=example_input, **model_kwargs
     )
-    freeze = _resolve_freeze(backbone, freeze)
+    freeze = _resolve_freeze(backbone.module, freeze)
     classification = task == "classification"
     if classification and not classes:
         raise ValueError("task='classification' needs the class names (fit() takes them from the training data).")
@@ -142,13 +142,29 @@ def build_model(
     )
 
 
-def _resolve_freeze(backbone, freeze: bool | str | Sequence[str]) -> bool | list[str]:
-    """``"first:N"`` → the module names of the embeddings and the first N blocks; other values unchanged."""
+def _continue_from_saved(
+    model: EmbeddingModel, freeze: bool | str | Sequence[str], output_dim: int | None, head: str | nn.Module
+) -> EmbeddingModel:
+    """A saved model to train further: freeze what is asked (freezing is not stored in the weights), and attach a
+    head when the saved model has none and ``output_dim`` asks for one."""
+    from finetuner import tailor
+
+    model.train()
+    if freeze:
+        tailor.freeze(model.backbone, True if freeze is True else _resolve_freeze(model.backbone, freeze))
+    if output_dim is not None and model.head is None:
+        model.head = _make_head(head, model, model.example_input(), output_dim)
+    return model
+
+
+def _resolve_freeze(module: nn.Module, freeze: bool | str | Sequence[str]) -> bool | list[str]:
+    """``"first:N"`` → the module names of the embeddings and the first N blocks of ``module``; other values
+    unchanged."""
     if isinstance(freeze, str):
         if freeze.startswith("first:"):
             from finetuner.models.text_freeze import resolve_freeze_spec
 
-            return resolve_freeze_spec(backbone.module, freeze)
+            return resolve_freeze_spec(module, freeze)
         return [freeze]
     return list(freeze) if isinstance(freeze, (list, tuple)) else bool(freeze)
 
