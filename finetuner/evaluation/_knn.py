@@ -28,7 +28,8 @@ def as_embeddings(x, name: str) -> torch.Tensor:
         t = t.float()
     elif t.dtype not in (torch.float32, torch.float64):
         t = t.float()  # half precision matmul is slow or missing on CPU
-    if not all(bool(torch.isfinite(block).all()) for block in t.split(_NORM_BLOCK)):  # bounded temporaries
+    # One sum is finite exactly when every entry is, barring overflow; only then check entry by entry, in blocks.
+    if not bool(torch.isfinite(t.sum())) and not all(bool(torch.isfinite(b).all()) for b in t.split(_NORM_BLOCK)):
         raise ValueError(f"{name} contains NaN or inf; drop or fix those rows before evaluating")
     return t
 
