@@ -122,7 +122,7 @@ def _config(name: str | dict[str, Any]) -> dict[str, Any]:
 
     if isinstance(name, dict):
         return dict(name)
-    architecture = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    architecture = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     config = open_clip.get_model_config(architecture)
     if config is None:
         raise ValueError(f"unknown open_clip architecture {architecture!r}: see open_clip.list_models()")

@@ -200,12 +200,17 @@ def rebuild(spec: dict[str, Any], folder: str | Path | None = None) -> HFTextEnc
     return HFTextEncoder(transformer, pooling=spec.get("pooling", "mean"))
 
 
-def truncate_blocks(model: HFTextEncoder | Backbone, n: int) -> HFTextEncoder | Backbone:
+def truncate_blocks(model: HFTextEncoder | Backbone, n: int | str) -> HFTextEncoder | Backbone:
     """Keep only the first ``n`` transformer blocks, in place: the encoder then stops after block ``n``.
 
     Cheaper and cleaner than a generic chop: the attention mask and the pooling keep working, and the
     model config (``num_hidden_layers``) says how many blocks are left. Given a `Backbone`, its spec is
     updated too, so the truncated model can be saved and rebuilt.
+
+    Args:
+        model: an `HFTextEncoder`, or a `Backbone` holding one.
+        n: how many blocks to keep, or the name of the last block to keep (``"transformer.encoder.layer.2"``
+            keeps 3), as `tailor.display` lists it.
 
     Example:
         >>> backbone = build_hf_text("all-MiniLM-L6-v2")
@@ -214,6 +219,11 @@ def truncate_blocks(model: HFTextEncoder | Backbone, n: int) -> HFTextEncoder | 
     """
     encoder = model.module if isinstance(model, Backbone) else model
     name, blocks = find_blocks(encoder)
+    if isinstance(n, str):
+        names = [f"{name}.{i}" for i in range(len(blocks))]
+        if n not in names:
+            raise ValueError(f"{n!r} is not a transformer block: use one of {names[0]!r} to {names[-1]!r}")
+        n = names.index(n) + 1
     if not 1 <= n <= len(blocks):
         raise ValueError(f"can keep 1 to {len(blocks)} blocks of {name}, not {n}")
     del blocks[n:]

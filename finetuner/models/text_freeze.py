@@ -30,8 +30,10 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList | nn.Sequential]:
         if isinstance(module, nn.ModuleList | nn.Sequential) and len(module) > 0 and len({type(m) for m in module}) == 1
     ]
     if not candidates:
-        raise ValueError(f"{type(model).__name__} has no list of identical blocks, so 'first N blocks' "
-                         "has no meaning for it: freeze layers by name instead")
+        raise ValueError(
+            f"{type(model).__name__} has no list of identical blocks, so 'first N blocks' "
+            "has no meaning for it: freeze layers by name instead"
+        )
     _, _, name, blocks = max(candidates, key=lambda c: (c[0], c[1]))
     return name, blocks
 
@@ -64,8 +66,10 @@ def first_blocks(model: nn.Module, n: int) -> list[str]:
     """
     name, blocks = find_blocks(model)
     if not 0 <= n <= len(blocks):
-        raise ValueError(f"{type(model).__name__} has {len(blocks)} blocks ({name}): freeze 'first:0' to "
-                         f"'first:{len(blocks)}', not 'first:{n}'")
+        raise ValueError(
+            f"{type(model).__name__} has {len(blocks)} blocks ({name}): freeze 'first:0' to "
+            f"'first:{len(blocks)}', not 'first:{n}'"
+        )
     return embedding_layers(model, name) + [f"{name}.{i}" for i in range(n)]
 
 
@@ -86,7 +90,7 @@ def resolve_freeze_spec(model: nn.Module, spec: str) -> list[str]:
         >>> resolve_freeze_spec(bert, "first:1")  # doctest: +SKIP
         ['embeddings', 'encoder.layer.0']
     """
-    count = spec[len(FIRST_BLOCKS):] if spec.startswith(FIRST_BLOCKS) else ""
+    count = spec[len(FIRST_BLOCKS) :] if spec.startswith(FIRST_BLOCKS) else ""
     if not count.isdigit():
         raise ValueError(f"unknown freeze form {spec!r}: use 'first:N' to freeze the embeddings and the first N blocks")
     return first_blocks(model, int(count))

@@ -38,8 +38,10 @@ def _offset() -> int:
 
 def _check_pairs(query: torch.Tensor, document: torch.Tensor) -> None:
     if query.ndim != 2 or query.shape != document.shape:
-        raise ValueError(f"expected query and document embeddings of the same (B, D) shape, got "
-                         f"{tuple(query.shape)} and {tuple(document.shape)}")
+        raise ValueError(
+            f"expected query and document embeddings of the same (B, D) shape, got "
+            f"{tuple(query.shape)} and {tuple(document.shape)}"
+        )
 
 
 def _ranking_loss(rows: torch.Tensor, columns: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
@@ -74,11 +76,20 @@ class MultipleNegativesRankingLoss(nn.Module):
         self.symmetric = symmetric
 
     def forward(
-        self, query: torch.Tensor, document: torch.Tensor, *, negatives: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        document: torch.Tensor,
+        scores: torch.Tensor | None = None,
+        *,
+        negatives: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Args:
+        """The mean cross-entropy of each query's scores over all candidate documents.
+
+        Args:
             query: ``(B, D)`` query embeddings.
             document: ``(B, D)`` embeddings of each query's relevant document.
+            scores: pair scores, not used: every given pair counts as relevant (the trainer passes the
+                batch's scores, or None, to every pair loss).
             negatives: ``(N, D)`` embeddings of extra non-relevant documents (hard negatives), or None.
         """
         _check_pairs(query, document)
@@ -103,13 +114,20 @@ class CosineSimilarityLoss(nn.Module):
     takes_pairs = True
     gathers_itself = True  # each pair stands alone: nothing to gather
 
-    def forward(self, query: torch.Tensor, document: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """Args:
+    def forward(self, query: torch.Tensor, document: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean squared error between each pair's cosine similarity and its score.
+
+        Args:
             query: ``(B, D)`` embeddings.
             document: ``(B, D)`` embeddings.
             scores: ``(B,)`` target similarities, usually in ``[0, 1]`` or ``[-1, 1]``.
         """
         _check_pairs(query, document)
+        if scores is None:
+            raise ValueError(
+                "CosineSimilarityLoss learns from scored pairs: give a score per pair (a CSV with "
+                "query,document,score columns), or use MultipleNegativesRankingLoss for unscored pairs"
+            )
         if scores.shape != (len(query),):
             raise ValueError(f"expected one score per pair, shape ({len(query)},), got {tuple(scores.shape)}")
         cosine = F.cosine_similarity(query, document, dim=-1)
@@ -146,10 +164,13 @@ class CLIPLoss(nn.Module):
         """The current logit scale."""
         return self.log_scale.exp().clamp(max=self.max_scale)
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Args:
+    def forward(self, image: torch.Tensor, text: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of the image-to-text and text-to-image cross-entropies.
+
+        Args:
             image: ``(B, D)`` image embeddings.
             text: ``(B, D)`` embeddings of each image's text.
+            scores: pair scores, not used (as in `MultipleNegativesRankingLoss`).
         """
         _check_pairs(image, text)
         scale = self.scale

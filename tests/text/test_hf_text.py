@@ -56,8 +56,10 @@ def test_rebuild_and_load_state_dict_reproduce_outputs(backbone, batch, tmp_path
     original = backbone.module.eval()
     torch.manual_seed(1)  # the fixture's weights came from seed 0
     for rebuilt in (rebuild(backbone.spec), rebuild_backbone(json.loads(json.dumps(backbone.spec)), tmp_path)):
-        assert not torch.equal(rebuilt.transformer.embeddings.word_embeddings.weight,
-                               original.transformer.embeddings.word_embeddings.weight)
+        assert not torch.equal(
+            rebuilt.transformer.embeddings.word_embeddings.weight,
+            original.transformer.embeddings.word_embeddings.weight,
+        )
         rebuilt.load_state_dict(original.state_dict())
         with torch.no_grad():
             torch.testing.assert_close(rebuilt.eval()(**batch), original(**batch))
@@ -67,8 +69,10 @@ def test_pretrained_false_keeps_architecture_not_weights(hf_folder, backbone):
     torch.manual_seed(1)  # the fixture's weights came from seed 0
     random = build_hf_text(hf_folder, pretrained=False).module
     assert random.state_dict().keys() == backbone.module.state_dict().keys()
-    assert not torch.equal(random.transformer.embeddings.word_embeddings.weight,
-                           backbone.module.transformer.embeddings.word_embeddings.weight)
+    assert not torch.equal(
+        random.transformer.embeddings.word_embeddings.weight,
+        backbone.module.transformer.embeddings.word_embeddings.weight,
+    )
 
 
 def test_truncate_blocks_stops_after_block_n(backbone, batch):
@@ -77,7 +81,7 @@ def test_truncate_blocks_stops_after_block_n(backbone, batch):
         expected = (full.hidden_states[2] * batch["attention_mask"][..., None]).sum(1) / batch["attention_mask"].sum(
             1, keepdim=True
         )
-        truncate_blocks(backbone, 2)
+        truncate_blocks(backbone, "transformer.encoder.layer.1")  # == truncate_blocks(backbone, 2)
         assert len(backbone.module.transformer.encoder.layer) == 2
         assert backbone.spec["config"]["num_hidden_layers"] == 2
         torch.testing.assert_close(backbone.module(**batch), expected)
@@ -86,6 +90,8 @@ def test_truncate_blocks_stops_after_block_n(backbone, batch):
         torch.testing.assert_close(rebuilt.eval()(**batch), expected)
     with pytest.raises(ValueError, match="1 to 2 blocks"):
         truncate_blocks(backbone.module, 3)
+    with pytest.raises(ValueError, match="not a transformer block"):
+        truncate_blocks(backbone.module, "transformer.embeddings")
 
 
 def test_minilm_is_registered():

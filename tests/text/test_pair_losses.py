@@ -47,16 +47,20 @@ def test_multiple_negatives_ranking_matches_naive(dtype, symmetric):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_hard_negatives_join_the_candidates(dtype):
     loss = MultipleNegativesRankingLoss(scale=20.0)
-    value = loss(torch.tensor(QUERIES, dtype=dtype), torch.tensor(DOCUMENTS, dtype=dtype),
-                 negatives=torch.tensor(NEGATIVES, dtype=dtype))
+    value = loss(
+        torch.tensor(QUERIES, dtype=dtype),
+        torch.tensor(DOCUMENTS, dtype=dtype),
+        negatives=torch.tensor(NEGATIVES, dtype=dtype),
+    )
     assert value.item() == pytest.approx(_naive_ranking(QUERIES, DOCUMENTS + NEGATIVES, 20.0), rel=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cosine_similarity_loss_matches_naive(dtype):
     scores = [1.0, 0.5, 0.8, 0.0, -0.2]
-    value = CosineSimilarityLoss()(torch.tensor(QUERIES, dtype=dtype), torch.tensor(DOCUMENTS, dtype=dtype),
-                                   torch.tensor(scores))
+    value = CosineSimilarityLoss()(
+        torch.tensor(QUERIES, dtype=dtype), torch.tensor(DOCUMENTS, dtype=dtype), torch.tensor(scores)
+    )
     expected = sum((_cos(q, d) - s) ** 2 for q, d, s in zip(QUERIES, DOCUMENTS, scores)) / len(scores)
     assert value.item() == pytest.approx(expected, rel=1e-5)
 
@@ -70,6 +74,17 @@ def test_clip_loss_matches_naive_and_learns_its_temperature(dtype):
     value.backward()
     assert loss.log_scale.grad is not None and loss.log_scale.grad.item() != 0
     assert CLIPLoss(init_scale=500.0).scale.item() == pytest.approx(100.0)
+
+
+def test_losses_take_the_trainers_call_with_scores_or_none():
+    """The trainer calls every pair loss as ``loss(query, document, scores_or_None)``."""
+    query, document, scores = torch.tensor(QUERIES), torch.tensor(DOCUMENTS), torch.rand(5)
+    for loss in (MultipleNegativesRankingLoss(), CLIPLoss()):
+        assert (
+            loss(query, document, None).item() == loss(query, document, scores).item() == loss(query, document).item()
+        )
+    with pytest.raises(ValueError, match="learns from scored pairs"):
+        CosineSimilarityLoss()(query, document, None)
 
 
 def test_losses_reject_mismatched_shapes():
