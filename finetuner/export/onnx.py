@@ -1,0 +1,361 @@
+"""ONNX export of an embedding module, checked against onnxruntime, and `OnnxEncoder` to run the exported file.
+
+The export uses PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``). In torch 2.14 both
+exporters give correct graphs for the module kinds finetuner produces (chopped torchvision/timm CNNs with a projection
+head, Hugging Face text encoders with pooling, wrappers that stop the forward early with a hook that raises), but
+tracing takes 0.2-0.6 s where the dynamo exporter takes 4-20 s on 2 CPU cores, and it runs the Python forward as is,
+so hooks and caught exceptions need no special support. Tracing records one path through the code, so the check runs
+the graph at the example shapes *and* at another batch size (and sequence length, for text) to catch shapes or branches
+that tracing fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "embeddings"
+
+# onnxruntime's input type strings -> the numpy dtype to feed
+_NUMPY_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+class OnnxCheckError(RuntimeError):
+    """The exported ONNX graph does not reproduce the PyTorch module's outputs."""
+
+
+def export_onnx(
+    module: nn.Module,
+    example_input: Tensor | Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = True,
+    check: bool = True,
+    atol: float = 1e-4,
+) -> Path:
+    """Export an embedding module to an ONNX file, in eval mode, on CPU and in float32.
+
+    The module takes either one tensor (an image batch; the graph input is called ``input``) or a dict of token tensors
+    such as ``input_ids`` / ``attention_mask`` / ``token_type_ids`` (graph inputs keep the dict's keys). A module that
+    takes a dict is called as ``module(inputs)``, as `TailoredModel` is, unless its ``forward`` has parameters named
+    after some of the keys (HF style), in which case it is called with those as keywords (e.g.
+    ``module(input_ids=..., attention_mask=...)``). It must return one ``(B, D)`` tensor (graph output ``embeddings``).
+    For dict inputs the sequence axis (axis 1) is always dynamic.
+
+    The file is written atomically: the graph is exported and checked in a temporary folder next to ``path`` and only
+    then renamed into place, so a failed export or check leaves any previous file untouched. Models over 2 GB keep
+    their weights in ``<path>.data`` next to the graph (ONNX external data); keep the two files together. The module's
+    train/eval flags are restored afterwards; a module on another device or in another dtype is copied, not moved.
+
+    Args:
+        module: the embedding model.
+        example_input: a batch the module accepts; its values only matter for the check.
+        path: where to write the ``.onnx`` file; parent folders are created.
+        opset: ONNX opset version; ``None`` uses the exporter's default (the TorchScript exporter supports up to 20).
+        dynamic_batch: make the batch axis dynamic.
+        check: run the file with onnxruntime (CPU) on the example input, and on a variant with another batch size and
+            sequence length where those axes are dynamic, and compare with PyTorch.
+        atol: the largest absolute difference the check accepts.
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        OnnxCheckError: the check found a difference larger than ``atol`` or onnxruntime could not run the graph;
+            nothing is written to ``path`` then.
+        ValueError: the module does not return a single tensor.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        >>> export_onnx(model, torch.randn(2, 3, 32, 32), "model.onnx")
+        PosixPath('model.onnx')
+        >>> OnnxEncoder("model.onnx")(torch.randn(5, 3, 32, 32)).shape
+        (5, 8)
+    """
+    path = Path(path)
+    is_dict = isinstance(example_input, Mapping)
+    names = list(example_input) if is_dict else [INPUT_NAME]
+    args = tuple(_to_cpu_float32(t) for t in (example_input.values() if is_dict else [example_input]))
+    with _export_ready(module) as model:
+        # eval(): a new module is in train mode, and the exporter sets that mode back, recursively, when it is done
+        graph_module = _PositionalInputs(model, names, _keywords(model, names)).eval() if is_dict else model
+        expected = _run_torch(graph_module, args)  # a module that returns no tensor fails here, before exporting
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            tmp_file = tmp_dir / path.name
+            _trace_export(
+                graph_module, args, tmp_file, names, opset, _dynamic_axes(names, args, is_dict, dynamic_batch)
+            )
+            _gather_external_data(tmp_dir, path.name)
+            if check:
+                _check(graph_module, tmp_file, names, _check_inputs(args, is_dict, dynamic_batch), expected, atol, path)
+            _move_into_place(tmp_dir, path)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+class OnnxEncoder:
+    """Encode with an exported ONNX file through onnxruntime, without the PyTorch model code.
+
+    Uses the CUDA execution provider when onnxruntime has it (the ``onnxruntime-gpu`` package), else the CPU one.
+    Outputs are the raw embeddings (not L2-normalised).
+
+    Args:
+        path: the ``.onnx`` file written by `export_onnx` (with its ``.data`` file next to it, if any).
+        providers: onnxruntime execution providers, in order of preference; ``None`` picks as above.
+
+    Example:
+        >>> encoder = OnnxEncoder("model.onnx")
+        >>> encoder(torch.randn(4, 3, 224, 224)).shape  # image model
+        (4, 128)
+        >>> encoder({"input_ids": ids, "attention_mask": mask}).shape  # text model, e.g. from a tokenizer
+        (4, 384)
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"No ONNX file at {self.path}; write one with export_onnx(module, inputs, path).")
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(self.path), providers=list(providers))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._dtypes = {i.name: _NUMPY_DTYPES.get(i.type) for i in self.session.get_inputs()}
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session runs on."""
+        return self.session.get_providers()
+
+    def __call__(self, inputs: Tensor | np.ndarray | Mapping[str, Tensor | np.ndarray]) -> np.ndarray:
+        """Embed one batch: an array/tensor for single-input models, or a dict with (at least) the graph's inputs.
+
+        Keys the graph does not take (e.g. ``token_type_ids`` for a model that ignores them) are left out.
+        """
+        if isinstance(inputs, Mapping):
+            missing = [name for name in self.input_names if name not in inputs]
+            if missing:
+                raise ValueError(f"Missing inputs {missing}; this model takes {self.input_names}.")
+            values = {name: inputs[name] for name in self.input_names}
+        elif len(self.input_names) == 1:
+            values = {self.input_names[0]: inputs}
+        else:
+            raise ValueError(f"This model takes several inputs {self.input_names}; pass a dict of them.")
+        feed = {name: _to_numpy(value, self._dtypes[name]) for name, value in values.items()}
+        return self.session.run(None, feed)[0]
+
+
+def _trace_export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    file: Path,
+    names: Sequence[str],
+    opset: int | None,
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is chosen on purpose (see the module docstring): no warning about it on every export
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX", category=DeprecationWarning)
+        torch.onnx.export(
+            module,
+            args,
+            str(file),
+            dynamo=False,
+            input_names=list(names),
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+        )
+
+
+class _PositionalInputs(nn.Module):
+    """Gives a module that takes a dict (or keywords) of tensors the positional signature the exporter traces."""
+
+    def __init__(self, module: nn.Module, names: Sequence[str], keywords: Sequence[str] | None) -> None:
+        super().__init__()
+        self.module = module
+        self.names = tuple(names)
+        self.keywords = keywords
+
+    def forward(self, *tensors: Tensor) -> Any:
+        inputs = dict(zip(self.names, tensors))
+        if self.keywords is None:
+            return self.module(inputs)
+        return self.module(**{name: inputs[name] for name in self.keywords})
+
+
+@contextmanager
+def _export_ready(module: nn.Module) -> Iterator[nn.Module]:
+    """Yield ``module`` in eval mode on CPU in float32 and restore its train/eval flags afterwards.
+
+    A module that has tensors on another device or in another floating dtype is copied rather than changed.
+    """
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    if any(t.device.type != "cpu" or (t.is_floating_point() and t.dtype != torch.float32) for t in tensors):
+        module = copy.deepcopy(module).to(device="cpu", dtype=torch.float32)
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _keywords(module: nn.Module, names: Sequence[str]) -> tuple[str, ...] | None:
+    """The input names to pass to ``module`` as keywords, or None to pass it the dict."""
+    params = inspect.signature(module.forward).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return tuple(names)
+    return tuple(name for name in names if name in params) or None
+
+
+def _to_cpu_float32(tensor: Tensor) -> Tensor:
+    tensor = tensor.detach().cpu()
+    return tensor.float() if tensor.is_floating_point() else tensor
+
+
+def _to_numpy(value: Tensor | np.ndarray, dtype: type | None) -> np.ndarray:
+    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
+    return array if dtype is None else array.astype(dtype, copy=False)
+
+
+def _run_torch(module: nn.Module, args: tuple[Tensor, ...]) -> np.ndarray:
+    with torch.no_grad():
+        out = module(*args)
+    if not isinstance(out, Tensor):
+        raise ValueError(
+            f"export_onnx needs a module that returns one (B, D) tensor; this one returns {type(out).__name__}. "
+            "Wrap it so forward returns the embeddings (e.g. pool the last hidden state)."
+        )
+    return out.float().numpy()
+
+
+def _dynamic_axes(
+    names: Sequence[str], args: Sequence[Tensor], is_dict: bool, dynamic_batch: bool
+) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for name, tensor in zip(names, args):
+        dims = {0: "batch"} if dynamic_batch else {}
+        if is_dict and tensor.dim() >= 2:
+            dims[1] = "sequence"
+        if dims:
+            axes[name] = dims
+    if dynamic_batch:
+        axes[OUTPUT_NAME] = {0: "batch"}
+    return axes
+
+
+def _check_inputs(args: tuple[Tensor, ...], is_dict: bool, dynamic_batch: bool) -> list[tuple[Tensor, ...]]:
+    """The example, plus one batch with every dynamic axis changed: one more row, one token fewer."""
+    variant = args
+    if dynamic_batch:
+        variant = tuple(torch.cat([t, t[:1]]) for t in variant)
+    if is_dict and all(t.dim() >= 2 and t.shape[1] > 1 for t in variant):
+        variant = tuple(t[:, :-1] for t in variant)
+    return [args] if variant is args else [args, variant]
+
+
+def _check(
+    module: nn.Module,
+    file: Path,
+    names: Sequence[str],
+    batches: list[tuple[Tensor, ...]],
+    example_output: np.ndarray,
+    atol: float,
+    path: Path,
+) -> None:
+    """Compare onnxruntime with PyTorch on each batch; the first batch is the example, whose output is known."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    graph_inputs = {i.name for i in session.get_inputs()}
+    for i, args in enumerate(batches):
+        shapes = {name: tuple(t.shape) for name, t in zip(names, args)}
+        expected = example_output if i == 0 else _run_torch(module, args)
+        feed = {name: t.numpy() for name, t in zip(names, args) if name in graph_inputs}
+        try:
+            got = session.run([OUTPUT_NAME], feed)[0]
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise OnnxCheckError(
+                f"onnxruntime could not run the exported graph on inputs of shapes {shapes}: {e}\n"
+                f"Nothing was written to {path}. {_HINT}"
+            ) from e
+        diff = _max_abs_diff(got, expected)
+        if not diff <= atol:
+            raise OnnxCheckError(
+                f"The exported graph differs from PyTorch by {diff:.3g} (atol={atol}) on inputs of shapes {shapes}; "
+                f"outputs {got.shape} vs {expected.shape}. Nothing was written to {path}. {_HINT}"
+            )
+
+
+_HINT = (
+    "Tracing records one run of forward: shapes computed in Python (e.g. reshape(2, -1)) or branches on tensor "
+    "values get fixed. Use tensor ops such as x.flatten(1), try dynamic_batch=False, raise atol for small numeric "
+    "differences, or pass check=False to write the file anyway."
+)
+
+
+def _max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:
+    """Largest absolute difference, NaN where only one side is NaN, infinite for different shapes."""
+    if got.shape != expected.shape:
+        return float("inf")
+    diff = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.abs(got - expected))
+    return float(diff.max(initial=0.0))  # max propagates a one-sided NaN
+
+
+def _gather_external_data(folder: Path, name: str) -> None:
+    """Move weights stored outside the graph into one ``<name>.data`` file.
+
+    The TorchScript exporter writes a model over protobuf's 2 GB limit as one file per weight next to the graph.
+    """
+    extra = [p for p in folder.iterdir() if p.name != name]
+    if not extra:
+        return
+    import onnx
+
+    model = onnx.load(str(folder / name))  # reads the external files
+    for p in extra:
+        p.unlink()
+    onnx.save_model(
+        model, str(folder / name), save_as_external_data=True, all_tensors_to_one_file=True, location=f"{name}.data"
+    )
+
+
+def _move_into_place(tmp_dir: Path, path: Path) -> None:
+    """Rename the checked files over their destination, the weights before the graph; drop a stale ``.data`` file."""
+    data, dest_data = tmp_dir / f"{path.name}.data", path.with_name(f"{path.name}.data")
+    has_data = data.exists()
+    if has_data:
+        os.replace(data, dest_data)
+    os.replace(tmp_dir / path.name, path)
+    if not has_data:
+        dest_data.unlink(missing_ok=True)
