@@ -148,7 +148,8 @@ def build_hf_text(
         name_or_path: a local folder, a registered name, or a Hugging Face name already in the local cache.
         pretrained: load the weights; ``False`` builds the architecture from the folder's config, random weights.
         pooling: ``"mean"``, ``"cls"`` or ``"max"``; default: the sentence-transformers setting, else ``"mean"``.
-        max_length: tokens kept per text; default: ``max_seq_length``, else the tokenizer's limit (at most 512).
+        max_length: tokens kept per text; default: ``max_seq_length``, else the smallest of the tokenizer's limit,
+            the model's ``max_position_embeddings`` and 512.
 
     Returns:
         A `Backbone` whose module is an `HFTextEncoder` and whose preprocessing is a `TextPreprocessing`.
@@ -174,8 +175,11 @@ def build_hf_text(
     _drop_pooler(transformer)
     encoder = HFTextEncoder(transformer, pooling=pooling or settings["pooling"] or "mean")
     tokenizer = load_tokenizer(model_folder)
+    positions = getattr(transformer.config, "max_position_embeddings", None) or 512
     if max_length is None:
-        max_length = settings["max_length"] or min(tokenizer.model_max_length, 512)
+        max_length = settings["max_length"] or min(tokenizer.model_max_length, 512, positions)
+    if max_length > positions:
+        raise ValueError(f"max_length={max_length} exceeds the {positions} positions this model was built for")
     preprocessing = TextPreprocessing(tokenizer, max_length=max_length)
     return Backbone(
         module=encoder,

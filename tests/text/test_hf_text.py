@@ -38,7 +38,7 @@ def test_encoder_takes_a_dict_or_keywords(backbone, batch):
 def test_plain_hf_folder(backbone):
     assert backbone.spec["source"] == "hf_text"
     assert backbone.spec["pooling"] == "mean" and backbone.spec["normalize"] is False
-    assert backbone.spec["max_length"] == 512  # the tokenizer sets no limit: capped at 512
+    assert backbone.spec["max_length"] == 64  # the tokenizer sets no limit: the model's 64 positions
     assert backbone.module.transformer.pooler is None  # unused by token pooling: dropped
     assert set(backbone.example_input) == {"input_ids", "attention_mask", "token_type_ids"}
     assert backbone.module(**backbone.example_input).shape == (2, 32)
@@ -50,6 +50,8 @@ def test_sentence_transformers_folder_settings(st_folder):
     assert (backbone.spec["pooling"], backbone.spec["max_length"], backbone.spec["normalize"]) == ("cls", 16, True)
     assert backbone.preprocessing.max_length == 16
     assert build_hf_text(st_folder, pooling="max", max_length=8).spec["pooling"] == "max"
+    with pytest.raises(ValueError, match="exceeds the 64 positions"):
+        build_hf_text(st_folder, max_length=65)
 
 
 def test_rebuild_and_load_state_dict_reproduce_outputs(backbone, batch, tmp_path):
