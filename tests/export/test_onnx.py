@@ -12,6 +12,15 @@ from torch import nn
 from finetuner.export.onnx import OnnxCheckError, OnnxEncoder, _gather_external_data, export_onnx
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread: with two threads on shared cores, thread hand-offs dominate (25x)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _resnet_with_head() -> nn.Module:
     resnet = torchvision.models.resnet18(weights=None)
     body = nn.Sequential(*list(resnet.children())[:-1])  # everything up to and including avgpool
