@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from finetuner._io import atomic_folder
 from finetuner.tailor import TailoredModel
 
 CONFIG_FILE = "config.json"
@@ -133,26 +132,20 @@ class EmbeddingModel(TailoredModel):
         import finetuner
 
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
-        try:
-            config = {
-                "format": FORMAT,
-                "finetuner_version": finetuner.__version__,
-                "torch_version": torch.__version__,
-                "spec": self.spec,
-                "pool": self.pool.config(),
-                "head": self.head.config() if self.head is not None else None,
-                "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
-            }
+        config = {
+            "format": FORMAT,
+            "finetuner_version": finetuner.__version__,
+            "torch_version": torch.__version__,
+            "spec": self.spec,
+            "pool": self.pool.config(),
+            "head": self.head.config() if self.head is not None else None,
+            "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
+        }
+        with atomic_folder(folder) as staging:
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
             if hasattr(self.preprocessing, "save"):
                 self.preprocessing.save(staging)
             save_model(_cpu_copy(self), str(staging / WEIGHTS_FILE))
-            _replace_folder(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
@@ -265,14 +258,3 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
 
     on_cpu = all(t.device.type == "cpu" for t in model.state_dict().values())
     return model if on_cpu else copy.deepcopy(model).cpu()
-
-
-def _replace_folder(staging: Path, folder: Path) -> None:
-    """Move ``staging`` to ``folder``; an existing ``folder`` is swapped out, then removed."""
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, folder)

@@ -8,8 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from finetuner._io import atomic_folder
 from finetuner.inference import batched_outputs
 
 logger = logging.getLogger("finetuner")
@@ -108,9 +107,7 @@ class FeatureCache:
         if (target / "meta.json").is_file():
             logger.info("reusing cached features of %s (%d items, %d view(s)) from %s", name, len(items), views, target)
             return self._read(target, views)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.folder, prefix=".staging-"))
-        try:
+        with atomic_folder(target, replace=False) as staging:  # another process may finish the same work first
             for view in range(views):
                 description = f"caching {name} features" + (f" (view {view + 1}/{views})" if views > 1 else "")
                 rows = batched_outputs(
@@ -126,13 +123,6 @@ class FeatureCache:
                 )
                 np.save(staging / f"view-{view}.npy", rows.astype(STORAGE_DTYPES[self.dtype]))
             (staging / "meta.json").write_text(json.dumps({"items": len(items), "views": views, "name": name}))
-            if target.exists():  # another process finished first: keep theirs
-                shutil.rmtree(staging)
-            else:
-                os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return self._read(target, views)
 
     def _read(self, folder: Path, views: int) -> list[torch.Tensor]:

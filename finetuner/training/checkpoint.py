@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from finetuner._io import atomic_folder
+
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, Any], keep: int = 2) -> Path:
@@ -41,21 +25,13 @@ def save_checkpoint(folder: str | Path, state: dict[str, Any], keep: int = 2) ->
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"epoch-{state['epoch']:04d}"
-    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
-    try:
+    with atomic_folder(target) as staging:
         model_state = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
         save_file(model_state, str(staging / "model.safetensors"))
         rest = {k: v for k, v in state.items() if k not in ("model", "history")}
         torch.save(rest, staging / "trainer_state.pt")
         (staging / "history.json").write_text(json.dumps(state["history"], indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target

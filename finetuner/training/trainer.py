@@ -199,5 +199,9 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
 
 
+_LOGGED = ("loss", "eval/recall@1", "eval/map@r", "eval/accuracy", "eval/mrr")
+
+
 def _format(record: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "epoch")
+    """The few numbers worth a log line; the whole record stays in the history."""
+    return " ".join(f"{k}={record[k]:.4f}" for k in _LOGGED if k in record)
