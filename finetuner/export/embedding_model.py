@@ -217,8 +217,9 @@ class EmbeddingModel(TailoredModel):
 
 
 def search_index(index: Any, query_vectors: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
-    """Search ``index`` and attach payloads: one list of ``{"id", "score", "payload"}`` per query."""
-    scores, ids = index.search(query_vectors, k)
+    """Search ``index`` and attach payloads: one list of ``{"id", "score", "payload"}`` per query (at most
+    ``len(index)`` results each)."""
+    scores, ids = index.search(query_vectors, min(k, len(index)))
     results = []
     for row_scores, row_ids in zip(scores, ids):
         payloads = index.payloads_for(row_ids)
