@@ -66,7 +66,8 @@ def export_onnx(
 
     The file is written atomically: the graph is exported and checked in a temporary folder next to ``path`` and only
     then renamed into place, so a failed export or check leaves any previous file untouched. Models over 2 GB keep
-    their weights in ``<path>.data`` next to the graph (ONNX external data); keep the two files together. The module's
+    their weights in ``<path>.data`` next to the graph (ONNX external data); keep the two files together. Exporting
+    and checking such a model takes about 2.5 times its size in memory. The module's
     train/eval flags are restored afterwards; a module on another device or in another dtype is copied, not moved.
 
     Args:
@@ -348,6 +349,7 @@ def _gather_external_data(folder: Path, name: str) -> None:
     onnx.save_model(
         model, str(folder / name), save_as_external_data=True, all_tensors_to_one_file=True, location=f"{name}.data"
     )
+    shutil.copymode(folder / name, folder / f"{name}.data")  # onnx creates it owner-only; match the graph file
 
 
 def _move_into_place(tmp_dir: Path, path: Path) -> None:

@@ -218,6 +218,7 @@ def test_weights_split_per_tensor_are_gathered_into_one_data_file(tmp_path):
     _gather_external_data(folder, "m.onnx")
 
     assert sorted(p.name for p in folder.iterdir()) == ["m.onnx", "m.onnx.data"]
+    assert (folder / "m.onnx.data").stat().st_mode == (folder / "m.onnx").stat().st_mode
     np.testing.assert_allclose(OnnxEncoder(folder / "m.onnx")(x), _torch_out(model, x), atol=1e-5)
 
 
