@@ -67,8 +67,8 @@ def export_onnx(
     The file is written atomically: the graph is exported and checked in a temporary folder next to ``path`` and only
     then renamed into place, so a failed export or check leaves any previous file untouched. Models over 2 GB keep
     their weights in ``<path>.data`` next to the graph (ONNX external data); keep the two files together. Exporting
-    and checking such a model takes about 2.5 times its size in memory. The module's
-    train/eval flags are restored afterwards; a module on another device or in another dtype is copied, not moved.
+    and checking such a model takes about 2.5 times its size in memory. The module's train/eval flags are restored
+    afterwards; a module on another device or in another dtype is copied, not moved.
 
     Args:
         module: the embedding model.
@@ -182,19 +182,25 @@ def _trace_export(
     opset: int | None,
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's fused inference kernel (torchvision ViT, nn.TransformerEncoder) has no ONNX export
+    torch.backends.mha.set_fastpath_enabled(False)
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter is chosen on purpose (see the module docstring): no warning about it on every export
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX", category=DeprecationWarning)
-        torch.onnx.export(
-            module,
-            args,
-            str(file),
-            dynamo=False,
-            input_names=list(names),
-            output_names=[OUTPUT_NAME],
-            opset_version=opset,
-            dynamic_axes=dynamic_axes,
-        )
+        try:
+            torch.onnx.export(
+                module,
+                args,
+                str(file),
+                dynamo=False,
+                input_names=list(names),
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+            )
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 class _PositionalInputs(nn.Module):
