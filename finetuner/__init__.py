@@ -24,7 +24,18 @@ _EXPORTS = {
     "tailor": "finetuner.tailor",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "EmbeddingModel",
+    "Run",
+    "__version__",
+    "build_model",
+    "display",
+    "evaluate",
+    "fit",
+    "list_models",
+    "load",
+    "tailor",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner import tailor

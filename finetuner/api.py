@@ -109,8 +109,12 @@ def build_model(
     classification = task == "classification"
     if classification and not classes:
         raise ValueError("task='classification' needs the class names (fit() takes them from the training data).")
-    if backbone.spec.get("source") == "hf_text" and layer_name is None:
-        # The text encoder already pools to one vector: nothing to cut.
+    if backbone.spec.get("source") == "hf_text":
+        # The text encoder pools to one vector with the attention mask; a block name keeps the blocks up to it.
+        if layer_name is not None:
+            from finetuner.models.hf_text import truncate_blocks
+
+            truncate_blocks(backbone, layer_name)
         tailored = tailor.attach(tailor.freeze(backbone.module, freeze) if freeze else backbone.module, None)
         if output_dim is not None:
             tailored.head = _make_head(head, tailored, backbone.example_input, output_dim)
@@ -176,7 +180,7 @@ def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
     tailored.eval()
     with torch.no_grad():
         inputs = move_to(example_input, torch.device("cpu"))
-        features = tailored.features(**inputs) if isinstance(inputs, dict) else tailored.features(inputs)
+        features = tailored.features(inputs)
     tailored.train(was_training)
     return int(features.shape[1])
 
@@ -272,6 +276,7 @@ def fit(
     pretrained: bool = True,
     input_size: tuple[int, ...] | None = None,
     example_input: Any = None,
+    model_options: dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
     eval_k: Sequence[int] = (1, 5, 10),
@@ -295,6 +300,8 @@ def fit(
         cache_views: cache this many augmented views per item (1: no augmentation).
         output_dir: writes ``model/``, ``checkpoints/`` (resumable) and ``report/`` there.
         resume_from: a checkpoint folder (e.g. ``output_dir/checkpoints``) to continue from.
+        model_options: passed to the model's builder, e.g. ``{"pooling": "cls", "max_length": 128}`` for text
+            models or ``{"weights": "resnet50.pth"}``.
 
     Returns:
         A `Run` with ``model``, ``history`` and ``metrics`` (``{"before": ..., "after": ...}``).
@@ -349,6 +356,7 @@ def fit(
         pretrained=pretrained,
         input_size=input_size,
         example_input=example_input,
+        **(model_options or {}),
     )
     if not pairs:
         net.spec.setdefault("classes", train.classes)

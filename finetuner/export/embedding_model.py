@@ -145,7 +145,7 @@ class EmbeddingModel(TailoredModel):
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
             if hasattr(self.preprocessing, "save"):
                 self.preprocessing.save(staging)
-            save_model(_cpu_copy(self), str(staging / WEIGHTS_FILE))
+            save_model(_mergeable_copy(self), str(staging / WEIGHTS_FILE))
         return folder
 
     @classmethod
@@ -186,7 +186,7 @@ class EmbeddingModel(TailoredModel):
         """
         from finetuner.export.onnx import export_onnx
 
-        return export_onnx(_cpu_copy(self).eval(), self.example_input(), path, **kwargs)
+        return export_onnx(_mergeable_copy(self).eval(), self.example_input(), path, **kwargs)
 
     def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_kwargs: Any):
         """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are
@@ -251,6 +251,20 @@ def is_saved_model(folder: str | Path) -> bool:
     except (FileNotFoundError, ValueError, json.JSONDecodeError):
         return False
     return True
+
+
+def _mergeable_copy(model: EmbeddingModel) -> nn.Module:
+    """What `save` writes: on the CPU, with LoRA adapters merged into the base weights (so the saved model loads
+    and encodes without peft); the model in memory keeps its adapters."""
+    from finetuner.models.lora import has_lora, merge_lora
+
+    if not has_lora(model):
+        return _cpu_copy(model)
+    import copy
+
+    merged = copy.deepcopy(model).cpu()
+    merge_lora(merged.backbone)
+    return merged
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

@@ -30,8 +30,9 @@ def build_backbone(
     example_input: Any = None,
     **kwargs: Any,
 ) -> Backbone:
-    """Resolve ``model`` to a `Backbone`: a registered name, ``timm:<name>``, ``torchvision:<name>``, any timm
-    name, a Hugging Face / sentence-transformers folder, or an ``nn.Module`` (give ``input_size`` or
+    """Resolve ``model`` to a `Backbone`: a registered name, ``timm:<name>``, ``torchvision:<name>``,
+    ``open_clip:<arch>``, any timm name, a Hugging Face / sentence-transformers folder, a Hugging Face name
+    (``hf:<name>`` or ``org/name``, from the local cache only), or an ``nn.Module`` (give ``input_size`` or
     ``example_input`` so it can be inspected).
 
     Example:
@@ -55,10 +56,14 @@ def build_backbone(
         from finetuner.models.torchvision_models import build_torchvision
 
         return build_torchvision(name[len("torchvision:") :], pretrained, **kwargs)
-    if Path(name).is_dir():
+    if name.startswith("open_clip:"):
+        from finetuner.models.clip import build_clip
+
+        return build_clip(name, pretrained=pretrained, **kwargs)
+    if Path(name).is_dir() or name.startswith("hf:") or "/" in name:
         from finetuner.models.hf_text import build_hf_text
 
-        return build_hf_text(name, pretrained=pretrained, **kwargs)
+        return build_hf_text(name.removeprefix("hf:"), pretrained=pretrained, **kwargs)
     from finetuner.models.timm_models import is_timm_model
 
     if is_timm_model(name):

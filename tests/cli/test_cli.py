@@ -16,7 +16,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def image_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
-    return export_fashion_mnist(root / "train", "train", per_class=6), export_fashion_mnist(root / "eval", "test", per_class=4)
+    train = export_fashion_mnist(root / "train", "train", per_class=6)
+    return train, export_fashion_mnist(root / "eval", "test", per_class=4)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ def tokenizer():
     from transformers import BertTokenizer
 
     pieces = list(string.ascii_lowercase) + ["##" + c for c in string.ascii_lowercase] + list(".,!?'")
-    vocab = SPECIALS + pieces + WORDS
+    vocab = list(dict.fromkeys(SPECIALS + pieces + WORDS))  # "a" is a piece and a word: ids must stay dense
     return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
 
 
