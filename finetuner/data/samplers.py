@@ -28,7 +28,8 @@ class ClassBalancedSampler(Sampler[list[int]]):
 
     Settings that cannot work are adjusted with one warning: ``m`` larger than ``batch_size // 2``
     (a batch needs 2 classes), ``batch_size`` not a multiple of ``m``, more classes per batch than there
-    are classes, and classes with fewer than ``m`` items (sampled with replacement).
+    are classes (``m`` grows so the batch keeps about its size), and classes with fewer than ``m`` items
+    (sampled with replacement).
 
     Args:
         labels: one int class label per item.
@@ -84,9 +85,13 @@ class ClassBalancedSampler(Sampler[list[int]]):
         if batch_size % m:
             notes.append(f"batch_size {batch_size} -> {batch_size // m * m}, a multiple of num_items_per_class={m}")
             batch_size = batch_size // m * m
-        if batch_size // m > len(classes):
-            notes.append(f"batch_size {batch_size} -> {len(classes) * m}: only {len(classes)} classes of {m} items")
-            batch_size = len(classes) * m
+        if batch_size // m > len(classes):  # few classes: more items of each keep the batch near its size
+            wider = batch_size // len(classes)
+            notes.append(
+                f"num_items_per_class {m} -> {wider} and batch_size {batch_size} -> {len(classes) * wider}: "
+                f"only {len(classes)} classes"
+            )
+            m, batch_size = wider, len(classes) * wider
         small = [(c, len(i)) for c, i in zip(classes.tolist(), self.class_indices) if len(i) < m]
         if small:
             shown = ", ".join(f"class {c} ({n})" for c, n in small[:5]) + (", ..." if len(small) > 5 else "")

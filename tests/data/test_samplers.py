@@ -66,7 +66,7 @@ def test_small_classes_are_sampled_with_replacement_and_one_warning():
     [
         (4, 10, 5, (4, 8), "batch_size 10 -> 8"),
         (8, 8, 5, (4, 8), "num_items_per_class 8 -> 4"),
-        (2, 16, 3, (2, 6), "only 3 classes"),
+        (2, 16, 3, (5, 15), "only 3 classes"),
     ],
 )
 def test_impossible_settings_are_adjusted_with_a_warning(m, batch_size, classes, expected, message):
