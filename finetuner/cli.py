@@ -83,11 +83,11 @@ def display(
 @app.command()
 def fit(
     model: Annotated[str, typer.Argument(help="model name, timm name or folder")] = DEMO_MODEL,
-    train_data: Annotated[str, typer.Argument(help="image folder, CSV, or 'fashion-mnist'")] = DEMO_TRAIN,
+    train_data: Annotated[str, typer.Argument(help="image folder, CSV, 'fashion-mnist' or 'fortunes'")] = DEMO_TRAIN,
     eval_data: Annotated[str | None, typer.Option(help="evaluation data (default: the demo's test split)")] = None,
     task: Annotated[str, typer.Option(help="embedding or classification")] = "embedding",
     freeze: Annotated[str, typer.Option(help="true, false, first:N, or layer names separated by commas")] = "true",
-    output_dim: Annotated[int | None, typer.Option(help="size of the projection head's output")] = 128,
+    output_dim: Annotated[int, typer.Option(help="size of the projection head's output; 0: no head")] = 128,
     layer_name: Annotated[str | None, typer.Option(help="cut the model after this layer")] = None,
     head: Annotated[str, typer.Option(help="projection or linear")] = "projection",
     loss: Annotated[str | None, typer.Option(help="loss name, e.g. TripletMarginLoss, ArcFaceLoss")] = None,
@@ -126,7 +126,7 @@ def fit(
             eval_data,
             task=task,
             freeze=_parse_freeze(freeze),
-            output_dim=output_dim if task == "embedding" else None,
+            output_dim=output_dim if task == "embedding" and output_dim > 0 else None,
             layer_name=layer_name,
             head=head,
             loss=loss,

@@ -278,6 +278,7 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
             - a ``torch.utils.data.Dataset`` returning ``(item, label)``; items are read lazily through it,
               labels come from its ``targets``/``labels`` attribute when present, else from one pass over it;
             - ``"fashion-mnist"`` (train split) or ``"fashion-mnist:test"``: the embedded 10-class subset;
+            - ``"fortunes"``: the embedded text set, 888 quotes in 6 categories (``text,label``);
             - a ``LabeledData`` or ``PairData``, returned as is.
         kind: ``"labeled"`` or ``"pairs"`` to force the interpretation; ``"auto"`` decides from the source.
             A list of ``(str, str)`` tuples is labelled data when its first entries are image paths or its
@@ -304,6 +305,8 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
         from finetuner.data.fashion_mnist import load_fashion_mnist
 
         data = load_fashion_mnist(source.partition(":")[2] or "train")
+    elif isinstance(source, str) and source.lower() == "fortunes":
+        data = _load_path(Path(__file__).parent / "assets" / "text_fortunes.csv")
     elif isinstance(source, (str, os.PathLike)):
         data = _load_path(Path(source))
     elif isinstance(source, Dataset) and not isinstance(source, IterableDataset):

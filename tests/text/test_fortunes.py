@@ -15,6 +15,8 @@ def test_fortunes_csv_loads_as_labelled_text():
     counts = Counter(data.classes[label] for label in data.labels)
     assert counts == {"computers": 150, "education": 150, "food": 150, "literature": 150, "love": 138, "science": 150}
     assert all(isinstance(text, str) and 20 <= len(text) < 300 for text in data.items)
+    by_name = load_data("fortunes")
+    assert by_name.items == data.items and by_name.labels == data.labels
 
 
 def test_fortunes_licence_ships_alongside():
