@@ -340,7 +340,7 @@ def fit(
     train = load_data(train_data)
     evaluation = load_data(eval_data) if eval_data is not None else None
     if evaluation is None and val_split:
-        train, evaluation = train.split(1 - val_split, seed=seed)
+        train, evaluation = train.split(val_split, seed=seed)  # (rest, held-out fraction)
     pairs = isinstance(train, PairData)
     if task == "classification" and pairs:
         raise ValueError("task='classification' needs labelled data (item, label), not (query, document) pairs.")

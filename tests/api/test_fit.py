@@ -167,3 +167,15 @@ def test_evaluate_matches_metrics_of_the_run(small_data, eval_data, tmp_path):
                         cache_dir=tmp_path)
     metrics = finetuner.evaluate(run.model, eval_data)
     assert metrics["map@r"] == pytest.approx(run.metrics["after"]["map@r"], abs=1e-4)
+
+
+def test_val_split_holds_out_that_fraction(small_data, tmp_path):
+    class TrainingSize(Callback):
+        def on_fit_start(self, trainer):
+            self.items = len(trainer.batches.labels)  # cached features: one label per training item
+
+    size = TrainingSize()
+    run = finetuner.fit("test_cnn", small_data, val_split=0.25, pretrained=False, freeze=True, output_dim=8,
+                        epochs=1, batch_size=16, callbacks=[size], cache_dir=tmp_path)
+    assert size.items == 36  # 75% of 48 items train, 12 are held out
+    assert {"before", "after"} <= set(run.metrics)
