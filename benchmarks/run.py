@@ -1,4 +1,4 @@
-"""Side-by-side speed benchmarks P1, P1b, P2, P3, P5 (see BENCHMARKS.md).
+"""Side-by-side speed benchmarks P1, P1b, P2, P3, P5, P6 (see BENCHMARKS.md; P4 is bench_search.py).
 
 Each figure is a ratio against a plain PyTorch reference run in the same process, on the same data,
 interleaved (reference, ours, reference, ours, ...) and summarised by medians, because absolute times on a
@@ -60,8 +60,17 @@ def bench_frozen_fit(args, rows: list) -> None:
 
     def ours() -> None:
         with tempfile.TemporaryDirectory() as cache:  # a cold cache: features are computed in this run
-            finetuner.fit(args.model, data, freeze=True, output_dim=128, epochs=10, batch_size=64,
-                          pretrained=args.pretrained, cache_dir=cache, augment=False)
+            finetuner.fit(
+                args.model,
+                data,
+                freeze=True,
+                output_dim=128,
+                epochs=10,
+                batch_size=64,
+                pretrained=args.pretrained,
+                cache_dir=cache,
+                augment=False,
+            )
 
     def reference() -> None:
         plain_forward_pass(backbone, data.items, prep, 64)
@@ -85,8 +94,15 @@ def bench_frozen_fit(args, rows: list) -> None:
                 optimizer.step()
 
     naive_time = timed(naive)  # once: it is the slow one
-    rows.append(("P1b", "frozen fit, 10 epochs", "naive loop, backbone every epoch", f"{naive_time / our:.1f}x faster",
-                 ">= 5x faster"))
+    rows.append(
+        (
+            "P1b",
+            "frozen fit, 10 epochs",
+            "naive loop, backbone every epoch",
+            f"{naive_time / our:.1f}x faster",
+            ">= 5x faster",
+        )
+    )
 
 
 def bench_encode(args, rows: list) -> None:
@@ -125,11 +141,32 @@ def bench_full_finetune(args, rows: list) -> None:
             optimizer.step()
 
     def ours() -> None:
-        finetuner.fit("resnet18", data, epochs=1, batch_size=32, output_dim=64, pretrained=False, cache=False,
-                      num_workers=0)
+        finetuner.fit(
+            "resnet18", data, epochs=1, batch_size=32, output_dim=64, pretrained=False, cache=False, num_workers=0
+        )
 
     ref, our = side_by_side(reference, ours, args.repeats)
     rows.append(("P3", "full fine-tune steps/s", "hand-written loop, same batches", f"{ref / our:.2f}x", ">= 0.95x"))
+
+
+def bench_text_encode(args, rows: list) -> None:
+    """P6: MiniLM `encode` throughput against sentence-transformers' own `encode` (same model, texts, batch)."""
+    from sentence_transformers import SentenceTransformer
+
+    from finetuner.data import load_data
+    from finetuner.models.hf_text import minilm_path
+
+    texts = list(load_data("fortunes").items)
+    ours = finetuner.build_model("sentence-transformers/all-MiniLM-L6-v2")
+    reference = SentenceTransformer(str(minilm_path()), device="cpu")
+    ref, our = side_by_side(
+        lambda: reference.encode(texts, batch_size=32),
+        lambda: ours.encode(texts, batch_size=32),
+        args.repeats,
+    )
+    rows.append(
+        ("P6", "text encode throughput (MiniLM)", "sentence-transformers encode", f"{ref / our:.2f}x", ">= 1.0x")
+    )
 
 
 def bench_startup(rows: list) -> None:
@@ -147,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--only", nargs="*", default=["P1", "P2", "P3", "P5"])
+    parser.add_argument("--only", nargs="*", default=["P1", "P2", "P3", "P5", "P6"])
     args = parser.parse_args()
     args.items = 200 if args.quick else 1000
     args.repeats = 1 if args.quick else 3
@@ -162,9 +199,13 @@ def main() -> None:
         bench_full_finetune(args, rows)
     if "P5" in args.only:
         bench_startup(rows)
-    header = (f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-              f"{platform.python_version()}, torch {torch.__version__}, finetuner {finetuner.__version__}, "
-              f"{args.items} items, model {args.model}, medians of {args.repeats}")
+    if "P6" in args.only:
+        bench_text_encode(args, rows)
+    header = (
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, finetuner {finetuner.__version__}, "
+        f"{args.items} items, model {args.model}, medians of {args.repeats}"
+    )
     print(header)
     print("| id | measure | reference | result | goal |\n|---|---|---|---|---|")
     for row in rows:

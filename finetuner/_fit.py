@@ -105,6 +105,25 @@ def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int 
     return torch.cat(chunks).numpy()
 
 
+def _metrics(
+    encode: Callable[[Any], np.ndarray],
+    cached_outputs: np.ndarray | None,
+    eval_data: LabeledData | PairData,
+    task: str,
+    metric_kwargs: dict[str, Any],
+) -> dict[str, float]:
+    """Metrics of one way of turning items into outputs: ``encode(items)``, or rows computed beforehand."""
+    from finetuner.evaluation import classification_metrics, pair_metrics, retrieval_metrics
+
+    if isinstance(eval_data, PairData):  # query i's relevant document is document i
+        queries, documents = encode(eval_data.queries), encode(eval_data.documents)
+        return pair_metrics(queries, documents, np.arange(len(documents)), k=metric_kwargs.get("k", (1, 5, 10)))
+    outputs = cached_outputs if cached_outputs is not None else encode(eval_data.items)
+    if task == "classification":
+        return classification_metrics(outputs, eval_data.labels)
+    return retrieval_metrics(outputs, eval_data.labels, **metric_kwargs)
+
+
 def evaluation_function(
     model: EmbeddingModel,
     eval_data: LabeledData | PairData,
@@ -113,22 +132,15 @@ def evaluation_function(
     batch_size: int,
     metric_kwargs: dict[str, Any],
 ) -> Callable[[], dict[str, float]]:
-    """A function that evaluates the current model on ``eval_data``: head on cached features when available."""
-    from finetuner.evaluation import classification_metrics, pair_metrics, retrieval_metrics
+    """A function that evaluates the current model on ``eval_data``: the head on cached features when available;
+    embeddings for retrieval metrics, logits for classification."""
+
+    def encode(items: Any) -> np.ndarray:
+        return model._outputs(model, items, batch_size, "auto", None)  # embeddings, or a classifier's logits
 
     def evaluate() -> dict[str, float]:
-        if isinstance(eval_data, PairData):
-            queries = model.encode(eval_data.queries, batch_size)
-            documents = model.encode(eval_data.documents, batch_size)
-            return pair_metrics(queries, documents, np.arange(len(documents)), k=metric_kwargs.get("k", (1, 5, 10)))
-        if eval_features is not None:
-            outputs = head_outputs(model, eval_features)
-        else:
-            fn = model.encode if model.task != "classification" else _logits_fn(model)
-            outputs = fn(eval_data.items, batch_size)
-        if model.task == "classification":
-            return classification_metrics(outputs, eval_data.labels)
-        return retrieval_metrics(outputs, eval_data.labels, **metric_kwargs)
+        cached = head_outputs(model, eval_features) if eval_features is not None else None
+        return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
 
     return evaluate
 
@@ -143,38 +155,16 @@ def baseline_metrics(
 ) -> dict[str, float]:
     """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
     pretrained model gives without any tuning). Classifiers: the freshly initialised head (about chance)."""
-    from finetuner.evaluation import pair_metrics, retrieval_metrics
-
     if model.task == "classification":
         return evaluation_function(
             model, eval_data, eval_features, batch_size=batch_size, metric_kwargs=metric_kwargs
         )()
-    if isinstance(eval_data, PairData):
-        encode = _features_fn(model)
-        return pair_metrics(
-            encode(eval_data.queries, batch_size),
-            encode(eval_data.documents, batch_size),
-            np.arange(len(eval_data.documents)),
-            k=metric_kwargs.get("k", (1, 5, 10)),
-        )
-    features = (
-        eval_features.float().numpy() if eval_features is not None else _features_fn(model)(eval_data.items, batch_size)
-    )
-    return retrieval_metrics(features, eval_data.labels, **metric_kwargs)
 
-
-def _features_fn(model: EmbeddingModel) -> Callable[[Any, int], np.ndarray]:
-    def encode(items, batch_size):
+    def encode(items: Any) -> np.ndarray:
         return model._outputs(model.features, items, batch_size, "auto", None)
 
-    return encode
-
-
-def _logits_fn(model: EmbeddingModel) -> Callable[[Any, int], np.ndarray]:
-    def logits(items, batch_size):
-        return model._outputs(model, items, batch_size, "auto", None)
-
-    return logits
+    cached = eval_features.float().numpy() if eval_features is not None else None
+    return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
 
 
 def retrieval_examples(
