@@ -14,6 +14,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 EVAL_PREFIX = "eval/"
+# Metrics worth a plot; the report's table still lists every metric. Others are plotted only if none of these exist.
+HEADLINE = ("recall@1", "recall@5", "map@r", "ndcg@10", "mrr", "accuracy", "macro_f1")
+
+
+def headline(names: Sequence[str], prefix: str = "") -> list[str]:
+    """The headline metrics among ``names`` (in ``HEADLINE`` order), or all of ``names`` when none is one."""
+    chosen = [prefix + name for name in HEADLINE if prefix + name in names]
+    return chosen or list(names)
 _COLORS = ("#8c959f", "#0969da", "#1a7f37", "#bf8700", "#8250df", "#cf222e")
 
 
@@ -29,7 +37,7 @@ def is_number(value: Any) -> bool:
 
 
 def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Training loss per epoch and, next to it, each ``eval/<metric>`` per epoch when the history has them.
+    """Training loss per epoch and, next to it, the headline ``eval/<metric>`` curves when the history has them.
 
     ``eval/loss`` (if present) is drawn with the training loss. Epochs come from each record's ``epoch`` key, or its
     position (1, 2, ...) when the key is missing.
@@ -42,6 +50,7 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure | None:
         >>> png = to_png(fig)
     """
     eval_keys = [k for k in _numeric_keys(history) if k.startswith(EVAL_PREFIX) and k != f"{EVAL_PREFIX}loss"]
+    eval_keys = headline(eval_keys, EVAL_PREFIX) if eval_keys else eval_keys
     loss_keys = [k for k in ("loss", f"{EVAL_PREFIX}loss") if any(is_number(r.get(k)) for r in history)]
     if not loss_keys and not eval_keys:
         return None
@@ -59,7 +68,7 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure | None:
 
 
 def metrics_chart(metrics: Mapping[str, Mapping[str, Any]]) -> Figure | None:
-    """Grouped bars: one group per metric, one bar per stage (``before``, ``after``, ...), values on top.
+    """Grouped bars: one group per headline metric, one bar per stage (``before``, ``after``, ...), values on top.
 
     Returns:
         A matplotlib `Figure`, or None when there is no numeric metric.
@@ -71,6 +80,7 @@ def metrics_chart(metrics: Mapping[str, Mapping[str, Any]]) -> Figure | None:
     names = list(dict.fromkeys(k for s in stages for k, v in metrics[s].items() if is_number(v)))
     if not names:
         return None
+    names = headline(names)
     fig = _figure(width=min(1.5 + 0.45 * len(names) * len(stages), 9.0), height=3.4)
     ax = fig.subplots()
     width = 0.8 / len(stages)
