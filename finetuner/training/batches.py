@@ -26,17 +26,23 @@ class ShuffledBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _shard_size(self) -> int:
+        # Every rank gets the same number of items (a few repeat, as with DistributedSampler), so batch shapes
+        # match across ranks: DDP steps in lockstep and in-batch-negative losses can all_gather.
+        return -(-self.num_items // self.num_replicas)
+
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.num_items, generator=generator)[self.rank :: self.num_replicas].tolist()
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        order = torch.randperm(self.num_items, generator=generator).tolist()
+        padded = (order * self.num_replicas)[: self._shard_size() * self.num_replicas]
+        shard = padded[self.rank :: self.num_replicas]
+        for start in range(0, len(shard), self.batch_size):
+            batch = shard[start : start + self.batch_size]
             if len(batch) >= 2:  # a batch of one breaks BatchNorm and every pair loss
                 yield batch
 
     def __len__(self) -> int:
-        shard = len(range(self.rank, self.num_items, self.num_replicas))
-        full, rest = divmod(shard, self.batch_size)
+        full, rest = divmod(self._shard_size(), self.batch_size)
         return full + (rest >= 2)
 
 
