@@ -109,8 +109,12 @@ def build_model(
     classification = task == "classification"
     if classification and not classes:
         raise ValueError("task='classification' needs the class names (fit() takes them from the training data).")
-    if backbone.spec.get("source") == "hf_text":
-        # The text encoder pools to one vector with the attention mask; a block name keeps the blocks up to it.
+    source = backbone.spec.get("source")
+    if source in ("clip", "hf_text"):
+        # Encoders that already pool to one vector (text with the attention mask, CLIP per tower): nothing to cut,
+        # but a text encoder can keep its first blocks only.
+        if layer_name is not None and source == "clip":
+            raise ValueError("layer_name is not supported for CLIP dual encoders: freeze layers instead.")
         if layer_name is not None:
             from finetuner.models.hf_text import truncate_blocks
 
@@ -362,11 +366,12 @@ def fit(
         net.spec.setdefault("classes", train.classes)
     if not augment and getattr(net.preprocessing, "augment", None) is not None:
         net.preprocessing = dataclasses.replace(net.preprocessing, augment=None)
-    default_loss = (
-        "CrossEntropyLoss"
-        if task == "classification"
-        else ("MultipleNegativesRankingLoss" if pairs else "TripletMarginLoss")
-    )
+    if task == "classification":
+        default_loss = "CrossEntropyLoss"
+    elif pairs:
+        default_loss = "CLIPLoss" if net.spec["backbone"].get("source") == "clip" else "MultipleNegativesRankingLoss"
+    else:
+        default_loss = "TripletMarginLoss"
     embedding_dim = output_dim or _feature_dim(net, net.example_input())
     loss_module = build_loss(
         loss or default_loss,

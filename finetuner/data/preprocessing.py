@@ -290,7 +290,7 @@ def preprocessing_from_config(config: dict, folder: str | os.PathLike | None = N
     """Rebuild a preprocessing from its ``to_config()`` dict, dispatching on ``config["kind"]``.
 
     Args:
-        config: the saved dict; ``kind`` is ``"image"`` or ``"text"``.
+        config: the saved dict; ``kind`` is ``"image"``, ``"text"`` or ``"image_text"``.
         folder: the saved model's folder (text preprocessing reads its tokenizer files there).
 
     Returns:
@@ -308,4 +308,8 @@ def preprocessing_from_config(config: dict, folder: str | os.PathLike | None = N
         from finetuner.data.text import TextPreprocessing
 
         return TextPreprocessing.from_config(config, folder)
-    raise ValueError(f"unknown preprocessing kind {kind!r}: expected 'image' or 'text'")
+    if kind == "image_text":
+        from finetuner.data.image_text import ImageTextPreprocessing
+
+        return ImageTextPreprocessing.from_config(config)
+    raise ValueError(f"unknown preprocessing kind {kind!r}: expected 'image', 'text' or 'image_text'")

@@ -117,8 +117,9 @@ class EmbeddingModel(TailoredModel):
         """A batch this model accepts, built from its preprocessing (used to chop on load and to export)."""
         if getattr(self.preprocessing, "kind", None) == "text":
             return self.preprocessing.collate(["an example sentence", "another one"][:batch_size])
-        size = self.preprocessing.input_size if self.preprocessing is not None else self.spec["input_size"]
-        return torch.randn(batch_size, *size)
+        if self.preprocessing is None:
+            raise ValueError("This model has no preprocessing to build an example input from: pass inputs yourself.")
+        return torch.randn(batch_size, *self.preprocessing.input_size)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) to ``folder``, replacing it atomically.

@@ -19,7 +19,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class CLIPDualEncoder(nn.Module):
-    """An open_clip model with one method per modality; ``forward(images)`` is ``encode_image``.
+    """An open_clip model with one method per modality; ``forward`` picks one by the input's dtype.
 
     Embeddings are not normalised (losses and ``encode`` do that). CLIP's own ``logit_scale`` is frozen: the
     temperature is learnt by `finetuner.training.pair_losses.CLIPLoss`.
@@ -43,8 +43,9 @@ class CLIPDualEncoder(nn.Module):
         """``(B, context_length)`` token ids (from ``extras["tokenizer"]``) to ``(B, D)`` embeddings."""
         return self.clip.encode_text(tokens)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode_image(images)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Images (float ``(B, 3, H, W)``) or token ids (integer ``(B, context_length)``) to ``(B, D)``."""
+        return self.encode_image(inputs) if inputs.is_floating_point() else self.encode_text(inputs)
 
 
 # A CLIP small enough for tests: 32x32 images, 2 blocks of width 32 per tower, 16-d embeddings.
@@ -69,7 +70,8 @@ def build_clip(
         weights: an open_clip state dict file (``open_clip_model.safetensors`` or ``.bin``); implies pretrained.
 
     Returns:
-        A `Backbone`: module `CLIPDualEncoder`, image preprocessing, ``extras["tokenizer"]`` for texts.
+        A `Backbone`: module `CLIPDualEncoder`, an `ImageTextPreprocessing` (images and texts), and
+        ``extras["tokenizer"]`` for texts.
 
     Example:
         >>> backbone = build_clip(TINY_CONFIG)
@@ -78,6 +80,7 @@ def build_clip(
     """
     import open_clip
 
+    from finetuner.data.image_text import ImageTextPreprocessing
     from finetuner.data.preprocessing import ImagePreprocessing
 
     config = _config(name)
@@ -93,9 +96,10 @@ def build_clip(
     if weights is not None:
         module.clip.load_state_dict(load_state_dict(weights))
     size = config["vision_cfg"].get("image_size", 224)
+    image = ImagePreprocessing(input_size=(3, size, size), mean=CLIP_MEAN, std=CLIP_STD, crop_pct=1.0)
     return Backbone(
         module=module,
-        preprocessing=ImagePreprocessing(input_size=(3, size, size), mean=CLIP_MEAN, std=CLIP_STD, crop_pct=1.0),
+        preprocessing=ImageTextPreprocessing(image, context_length=config["text_cfg"].get("context_length", 77)),
         spec={"source": "clip", "config": config},
         example_input=torch.randn(2, 3, size, size),
         extras={"tokenizer": open_clip.SimpleTokenizer(context_length=config["text_cfg"].get("context_length", 77))},
