@@ -42,7 +42,9 @@ def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: A
     from finetuner.data.datasets import ItemDataset, PairDataset, default_num_workers
 
     if isinstance(data, PairData):
-        dataset = PairDataset(data.queries, data.documents, model.preprocessing, train=True, scores=data.scores)
+        dataset = PairDataset(
+            data.queries, data.documents, model.preprocessing, train=True, scores=data.scores, negatives=data.negatives
+        )
     else:
         dataset = ItemDataset(data.items, data.labels, model.preprocessing, train=True)
     workers = default_num_workers(dataset) if config.num_workers == "auto" else int(config.num_workers)

@@ -67,13 +67,14 @@ class PairDataset(Dataset):
         train: use the training transform.
         scores: optional relevance score per pair.
         document_preprocessing: for documents of another modality (e.g. text queries, image documents).
+        negatives: optional hard negative document per pair.
 
     Example:
         >>> from finetuner.data import ImagePreprocessing
         >>> import numpy as np
         >>> image = np.zeros((8, 8), dtype=np.uint8)
         >>> dataset = PairDataset([image], [image], ImagePreprocessing(input_size=(3, 16, 16)), train=False)
-        >>> queries, documents, scores = dataset.collate([dataset[0]])
+        >>> queries, documents, scores, negatives = dataset.collate([dataset[0]])
         >>> queries.shape, scores
         (torch.Size([1, 3, 16, 16]), None)
     """
@@ -86,28 +87,36 @@ class PairDataset(Dataset):
         train: bool,
         scores: Sequence[float] | None = None,
         document_preprocessing: Preprocessing | None = None,
+        negatives: Sequence | None = None,
     ):
-        if len(queries) != len(documents) or (scores is not None and len(scores) != len(queries)):
-            raise ValueError("queries, documents and scores must have the same length")
+        if any(column is not None and len(column) != len(queries) for column in (documents, scores, negatives)):
+            raise ValueError("queries, documents, scores and negatives must have the same length")
         self.queries, self.documents, self.scores, self.train = queries, documents, scores, train
+        self.negatives = negatives
         self.query_preprocessing = preprocessing
         self.document_preprocessing = document_preprocessing or preprocessing
 
     def __len__(self) -> int:
         return len(self.queries)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any, float | None]:
+    def __getitem__(self, index: int) -> tuple[Any, Any, float | None, Any]:
         query = self.query_preprocessing.load(self.queries[index], self.train)
         document = self.document_preprocessing.load(self.documents[index], self.train)
-        return query, document, None if self.scores is None else float(self.scores[index])
+        score = None if self.scores is None else float(self.scores[index])
+        negative = (
+            None if self.negatives is None else self.document_preprocessing.load(self.negatives[index], self.train)
+        )
+        return query, document, score, negative
 
-    def collate(self, batch: list[tuple[Any, Any, float | None]]) -> tuple[Any, Any, torch.Tensor | None]:
-        """``(queries, documents, scores)``: batched inputs, and a float tensor of scores or ``None``."""
-        queries, documents, scores = zip(*batch)
+    def collate(self, batch: list[tuple[Any, Any, float | None, Any]]) -> tuple[Any, Any, torch.Tensor | None, Any]:
+        """``(queries, documents, scores, negatives)``: batched inputs, a float tensor of scores or ``None``, and
+        batched hard negatives (documents) or ``None``."""
+        queries, documents, scores, negatives = zip(*batch)
         return (
             self.query_preprocessing.collate(list(queries)),
             self.document_preprocessing.collate(list(documents)),
             None if self.scores is None else torch.tensor(scores, dtype=torch.float32),
+            None if self.negatives is None else self.document_preprocessing.collate(list(negatives)),
         )
 
     @property

@@ -19,7 +19,7 @@ from finetuner.data.errors import DataError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 KINDS = ("auto", "labeled", "pairs")
 FASHION_MNIST_NAMES = ("fashion-mnist", "fashion-mnist:train", "fashion-mnist:test")
-_CSV_COLUMNS = "path,label | image,label | text,label | query,document[,score]"
+_CSV_COLUMNS = "path,label | image,label | text,label | query,document[,score] | query,document,negative"
 _FOLDER_LAYOUT = "expected one subfolder per class, e.g. data/cat/1.jpg, data/dog/2.jpg"
 
 
@@ -133,12 +133,14 @@ class LabeledData:
 
 @dataclass(repr=False)
 class PairData:
-    """Queries with a relevant document each, optionally scored, for in-batch-negative training.
+    """Queries with a relevant document each, optionally scored or with a hard negative (triplets), for
+    in-batch-negative training.
 
     Args:
         queries: query items (texts, images, ...).
         documents: ``documents[i]`` is relevant to ``queries[i]``.
         scores: optional relevance score per pair.
+        negatives: optional hard negative per pair: ``negatives[i]`` is not relevant to ``queries[i]``.
 
     Example:
         >>> pairs = PairData(["red shoe", "blue hat"], ["shoe.jpg", "hat.jpg"])
@@ -149,6 +151,7 @@ class PairData:
     queries: list
     documents: list
     scores: list[float] | None = None
+    negatives: list | None = None
 
     def __post_init__(self) -> None:
         if len(self.queries) != len(self.documents):
@@ -159,12 +162,17 @@ class PairData:
             self.scores = [float(score) for score in self.scores]
             if len(self.scores) != len(self.queries):
                 raise DataError(f"got {len(self.scores)} scores for {len(self.queries)} pairs: give one score per pair")
+        if self.negatives is not None and len(self.negatives) != len(self.queries):
+            raise DataError(
+                f"got {len(self.negatives)} negatives for {len(self.queries)} pairs: give one negative per pair"
+            )
 
     def __len__(self) -> int:
         return len(self.queries)
 
     def __repr__(self) -> str:
-        return f"PairData({len(self)} pairs, {'with' if self.scores is not None else 'no'} scores)"
+        negatives = ", with hard negatives" if self.negatives is not None else ""
+        return f"PairData({len(self)} pairs, {'with' if self.scores is not None else 'no'} scores{negatives})"
 
     def subset(self, indices: Sequence[int]) -> PairData:
         """The pairs at ``indices``.
@@ -174,7 +182,8 @@ class PairData:
             [0.5]
         """
         scores = None if self.scores is None else [self.scores[i] for i in indices]
-        return PairData([self.queries[i] for i in indices], [self.documents[i] for i in indices], scores)
+        negatives = None if self.negatives is None else [self.negatives[i] for i in indices]
+        return PairData([self.queries[i] for i in indices], [self.documents[i] for i in indices], scores, negatives)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[PairData, PairData]:
         """Split at random (seeded) into two parts; the second holds ``round(fraction * len(self))`` pairs.
@@ -272,7 +281,7 @@ def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
         source: one of
             - a folder with one subfolder per class (image files, sorted; class names = subfolder names);
             - a CSV with a header: ``path,label`` or ``image,label`` (paths relative to the CSV's folder),
-              ``text,label``, or ``query,document[,score]`` (pairs);
+              ``text,label``, ``query,document[,score]`` (pairs) or ``query,document,negative`` (triplets);
             - a list of ``(item, label)`` tuples; labels are class names or ints;
             - a list of ``(query, document)`` string pairs;
             - a ``torch.utils.data.Dataset`` returning ``(item, label)``; items are read lazily through it,
@@ -387,7 +396,7 @@ def _load_csv(path: Path) -> LabeledData | PairData:
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"cannot read CSV {path}: {error}; save it as UTF-8 CSV with a header row") from error
     if "query" in columns and "document" in columns:
-        wanted = ["query", "document"] + (["score"] if "score" in columns else [])
+        wanted = ["query", "document"] + [name for name in ("score", "negative") if name in columns]
     else:
         item_column = next((name for name in ("path", "image", "text") if name in columns), None)
         if item_column is None or "label" not in columns:
@@ -405,7 +414,7 @@ def _load_csv(path: Path) -> LabeledData | PairData:
     if not records:
         raise DataError(f"{path} has a header but no rows: add one row per item ({', '.join(wanted)})")
     if wanted[0] == "query":
-        return _csv_pairs(path, records, scored=len(wanted) == 3)
+        return _csv_pairs(path, records, wanted)
     items = [record[0] for record in records]
     if wanted[0] in ("path", "image"):
         items = [str(path.parent / item) if not os.path.isabs(item) else item for item in items]
@@ -419,21 +428,29 @@ def _load_csv(path: Path) -> LabeledData | PairData:
     return LabeledData(items, labels, classes)
 
 
-def _csv_pairs(path: Path, records: list[list[str]], scored: bool) -> PairData:
-    scores = None
-    if scored:
+def _csv_pairs(path: Path, records: list[list[str]], columns: list[str]) -> PairData:
+    scores = negatives = None
+    if "score" in columns:
         try:
-            scores = [float(record[2]) for record in records]
+            scores = [float(record[columns.index("score")]) for record in records]
         except ValueError as error:
             raise DataError(f"{path}: every score must be a number ({error}); fix or drop the score column") from None
-    return PairData([record[0] for record in records], [record[1] for record in records], scores)
+    if "negative" in columns:
+        negatives = [record[columns.index("negative")] for record in records]
+    return PairData([record[0] for record in records], [record[1] for record in records], scores, negatives)
 
 
 def _load_list(source: Sequence, kind: str) -> LabeledData | PairData:
     if not source:
         raise DataError("the data list is empty: give a list of (item, label) or (query, document) tuples")
+    if all(isinstance(entry, (tuple, list)) and len(entry) == 3 for entry in source):
+        queries, documents, negatives = (list(column) for column in zip(*source))
+        return PairData(queries, documents, negatives=negatives)
     if not all(isinstance(entry, (tuple, list)) and len(entry) == 2 for entry in source):
-        raise DataError("every list entry must be an (item, label) or (query, document) tuple of 2 values")
+        raise DataError(
+            "every list entry must be an (item, label) or (query, document) tuple of 2 values, "
+            "or a (query, document, negative) triplet"
+        )
     firsts, seconds = [entry[0] for entry in source], [entry[1] for entry in source]
     if kind == "pairs" or (kind == "auto" and _looks_like_pairs(firsts, seconds)):
         return PairData(firsts, seconds)

@@ -101,10 +101,12 @@ class Trainer:
         return model
 
     def compute_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents[, scores])`` for pairs."""
+        """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents, scores, negatives)`` for pairs
+        (scores and hard negatives may be None)."""
         if is_pair_loss(self.loss):
-            queries, documents, *scores = batch
-            return self.loss(model(queries).float(), model(documents).float(), *scores)
+            queries, documents, scores, negatives = batch
+            hard = {} if negatives is None else {"negatives": model(negatives).float()}
+            return self.loss(model(queries).float(), model(documents).float(), scores, **hard)
         inputs, labels = batch
         outputs = model(inputs).float()
         if isinstance(self.loss, nn.CrossEntropyLoss):

@@ -35,10 +35,14 @@ def test_corrupt_file_error_surfaces_from_a_loader(corrupt_jpg, workers):
 def test_pair_dataset_with_and_without_scores():
     images = [np.full((8, 8), i * 40, dtype=np.uint8) for i in range(4)]
     dataset = PairDataset(images, images[::-1], PREP, train=False, scores=[1, 0.5, 0.25, 0])
-    queries, documents, scores = make_loader(dataset, 4).__iter__().__next__()
+    queries, documents, scores, negatives = make_loader(dataset, 4).__iter__().__next__()
     assert queries.shape == documents.shape == (4, 3, 16, 16)
-    assert torch.equal(queries[0], documents[3]) and scores.tolist() == [1, 0.5, 0.25, 0]
-    assert next(iter(make_loader(PairDataset(images, images, PREP, train=False), 2)))[2] is None
+    assert torch.equal(queries[0], documents[3]) and scores.tolist() == [1, 0.5, 0.25, 0] and negatives is None
+    batch = next(iter(make_loader(PairDataset(images, images, PREP, train=False), 2)))
+    assert batch[2] is None and batch[3] is None
+    triplets = PairDataset(images, images, PREP, train=False, negatives=images[::-1])
+    negatives = next(iter(make_loader(triplets, 4)))[3]
+    assert torch.equal(negatives[0], documents[0])
 
 
 def test_auto_workers_only_for_files():

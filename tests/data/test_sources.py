@@ -206,3 +206,11 @@ def test_pair_split_is_seeded():
     assert (len(rest), len(part)) == (7, 3)
     assert [f"q{int(s)}" for s in part.scores] == part.queries
     assert part.queries == pairs.split(0.3, seed=0)[1].queries
+
+
+def test_csv_triplets_give_hard_negatives(tmp_path):
+    path = tmp_path / "triplets.csv"
+    path.write_text("query,document,negative\ncat,the cat sat,a good movie\ndog,the dog ran,a bad film\n")
+    data = load_data(path)
+    assert data.queries == ["cat", "dog"] and data.negatives == ["a good movie", "a bad film"]
+    assert data.subset([1]).negatives == ["a bad film"]

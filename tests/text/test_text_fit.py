@@ -6,13 +6,35 @@ import torch
 
 import finetuner
 
-ANIMALS = ["the cat sat on the mat", "a cat is on a mat", "cats sat", "the dog sat", "dogs was on the mat",
-           "a dog is good", "the cat was bad", "dogs sat on a mat"]
-MOVIES = ["a good movie", "a great film", "the film was awful", "a bad movie", "the movie is great",
-          "good film", "an awful movie", "the film is good"]
+ANIMALS = [
+    "the cat sat on the mat",
+    "a cat is on a mat",
+    "cats sat",
+    "the dog sat",
+    "dogs was on the mat",
+    "a dog is good",
+    "the cat was bad",
+    "dogs sat on a mat",
+]
+MOVIES = [
+    "a good movie",
+    "a great film",
+    "the film was awful",
+    "a bad movie",
+    "the movie is great",
+    "good film",
+    "an awful movie",
+    "the film is good",
+]
 LABELLED = [(text, "animal") for text in ANIMALS] + [(text, "movie") for text in MOVIES]
-PAIRS = [("cat", "the cat sat on the mat"), ("dog", "the dog sat"), ("movie", "a good movie"),
-         ("film", "a great film"), ("sun", "the sun is good"), ("moon", "the moon was great")]
+PAIRS = [
+    ("cat", "the cat sat on the mat"),
+    ("dog", "the dog sat"),
+    ("movie", "a good movie"),
+    ("film", "a great film"),
+    ("sun", "the sun is good"),
+    ("moon", "the moon was great"),
+]
 
 
 def trainable(model):
@@ -22,8 +44,16 @@ def trainable(model):
 def test_first_blocks_frozen_stay_bit_identical_and_the_model_reloads(hf_folder, tmp_path):
     original = finetuner.build_model(str(hf_folder), output_dim=8)
     frozen_names = [n for n in original.backbone.state_dict() if "embeddings" in n or ".layer.0." in n]
-    run = finetuner.fit(str(hf_folder), LABELLED, freeze="first:1", output_dim=8, epochs=2, batch_size=8,
-                        learning_rate=1e-2, cache_dir=tmp_path)
+    run = finetuner.fit(
+        str(hf_folder),
+        LABELLED,
+        freeze="first:1",
+        output_dim=8,
+        epochs=2,
+        batch_size=8,
+        learning_rate=1e-2,
+        cache_dir=tmp_path,
+    )
     after = run.model.backbone.state_dict()
     for name in frozen_names:
         assert torch.equal(after[name], original.backbone.state_dict()[name]), name
@@ -35,8 +65,16 @@ def test_first_blocks_frozen_stay_bit_identical_and_the_model_reloads(hf_folder,
 
 
 def test_lora_trains_adapters_only_and_saves_merged_weights_that_load_without_peft(hf_folder, tmp_path):
-    run = finetuner.fit(str(hf_folder), LABELLED, lora={"rank": 2}, output_dim=8, epochs=2, batch_size=8,
-                        learning_rate=1e-2, cache_dir=tmp_path)
+    run = finetuner.fit(
+        str(hf_folder),
+        LABELLED,
+        lora={"rank": 2},
+        output_dim=8,
+        epochs=2,
+        batch_size=8,
+        learning_rate=1e-2,
+        cache_dir=tmp_path,
+    )
     from finetuner.models.lora import has_lora
 
     assert has_lora(run.model.backbone)
@@ -49,8 +87,16 @@ def test_lora_trains_adapters_only_and_saves_merged_weights_that_load_without_pe
 
 
 def test_frozen_encoder_linear_probe_uses_the_feature_cache(hf_folder, tmp_path, caplog):
-    common = dict(model=str(hf_folder), train_data=LABELLED, freeze=True, output_dim=4, head="linear", epochs=2,
-                  batch_size=8, cache_dir=tmp_path)
+    common = dict(
+        model=str(hf_folder),
+        train_data=LABELLED,
+        freeze=True,
+        output_dim=4,
+        head="linear",
+        epochs=2,
+        batch_size=8,
+        cache_dir=tmp_path,
+    )
     first = finetuner.fit(**common)
     assert trainable(first.model) == 32 * 4 + 4
     import logging
@@ -65,6 +111,16 @@ def test_pairs_train_with_in_batch_negatives_and_report_pair_metrics(hf_folder, 
     assert type(run.model).__name__ == "EmbeddingModel"
     assert {"recall@1", "mrr", "ndcg@5"} <= set(run.metrics["after"])
     assert np.isfinite(run.history[-1]["loss"])
+
+
+def test_triplets_train_with_hard_negatives(hf_folder, tmp_path):
+    triplets = [(query, document, PAIRS[(i + 1) % len(PAIRS)][1]) for i, (query, document) in enumerate(PAIRS)]
+    from finetuner.data import load_data
+
+    data = load_data(triplets)
+    assert data.negatives == [triplets[i][2] for i in range(len(triplets))]
+    run = finetuner.fit(str(hf_folder), triplets, PAIRS, output_dim=8, epochs=2, batch_size=6, cache_dir=tmp_path)
+    assert np.isfinite(run.history[-1]["loss"]) and "mrr" in run.metrics["after"]
 
 
 def test_chop_after_a_block_keeps_that_many_blocks(hf_folder):
