@@ -19,7 +19,7 @@ _EXPORTS = {
     "load": "finetuner.api",
     "list_models": "finetuner.api",
     "display": "finetuner.api",
-    "Run": "finetuner.api",
+    "Run": "finetuner.run",
     "EmbeddingModel": "finetuner.export",
     "tailor": "finetuner.tailor",
 }
@@ -39,8 +39,9 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner import tailor
-    from finetuner.api import Run, build_model, display, evaluate, fit, list_models, load
+    from finetuner.api import build_model, display, evaluate, fit, list_models, load
     from finetuner.export import EmbeddingModel
+    from finetuner.run import Run
 
 
 def __getattr__(name: str) -> Any:

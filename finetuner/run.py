@@ -1,0 +1,53 @@
+"""`Run`: what `finetuner.fit` returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finetuner.export import EmbeddingModel
+
+
+@dataclass
+class Run:
+    """The result of `fit`: the tuned model, its training history and its metrics before and after.
+
+    Example:
+        >>> run = finetuner.fit("efficientnet_lite0", "fashion-mnist", freeze=True, output_dim=128)  # doctest: +SKIP
+        >>> run.metrics["after"]["map@r"] > run.metrics["before"]["map@r"]  # doctest: +SKIP
+        True
+    """
+
+    model: EmbeddingModel
+    history: list[dict[str, Any]]
+    metrics: dict[str, dict[str, float]]
+    config: dict[str, Any] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def encode(self, items: Sequence[Any], batch_size: int = 64, **kwargs: Any) -> np.ndarray:
+        """Embeddings of raw items, L2-normalised (see `EmbeddingModel.encode`)."""
+        return self.model.encode(items, batch_size, **kwargs)
+
+    def predict(self, items: Sequence[Any], batch_size: int = 64) -> list[str]:
+        """Class names for raw items (classification runs)."""
+        return self.model.predict(items, batch_size)
+
+    def save(self, folder: str | Path) -> Path:
+        """Save the model (config JSON + safetensors + preprocessing); reload with `finetuner.load`."""
+        return self.model.save(folder)
+
+    def export_onnx(self, path: str | Path, **kwargs: Any) -> Path:
+        """Export the model to ONNX (checked against PyTorch)."""
+        return self.model.export_onnx(path, **kwargs)
+
+    def report(self, folder: str | Path) -> Path:
+        """Write an HTML report (config, metrics before → after, loss curve, example results) to ``folder``."""
+        from finetuner.report import write_report
+
+        return write_report(
+            folder, history=self.history, metrics=self.metrics, config=self.config, examples=self.examples or None
+        )
