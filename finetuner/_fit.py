@@ -14,7 +14,7 @@ from torch import nn
 from finetuner.data import LabeledData, PairData
 from finetuner.export import EmbeddingModel
 from finetuner.training import distributed
-from finetuner.training.batches import LoaderBatches, ShuffledBatchSampler, TensorBatches
+from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
 from finetuner.training.cache import FeatureCache
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import needs_two_classes
@@ -53,23 +53,33 @@ def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: A
 
 @dataclass
 class CachedFeatures:
-    """Backbone features of the training views and of the evaluation set."""
+    """Backbone features per data column (``items`` for labelled data; ``queries``, ``documents`` and
+    ``negatives`` for pairs): one tensor per cached view for training, one tensor for evaluation."""
 
-    train_views: list[torch.Tensor]
-    eval: torch.Tensor | None
+    train: dict[str, list[torch.Tensor]]
+    eval: dict[str, torch.Tensor] | None
+
+
+def columns(data: LabeledData | PairData) -> dict[str, list]:
+    """The item columns of ``data`` that the model encodes."""
+    if isinstance(data, PairData):
+        found = {"queries": data.queries, "documents": data.documents}
+        return found | ({"negatives": data.negatives} if data.negatives is not None else {})
+    return {"items": data.items}
 
 
 def cache_features(
     model: EmbeddingModel,
-    train: LabeledData,
-    eval_data: LabeledData | None,
+    train: LabeledData | PairData,
+    eval_data: LabeledData | PairData | None,
     cache: FeatureCache,
     *,
     views: int,
     config: TrainConfig,
     device: torch.device,
 ) -> CachedFeatures:
-    """Run the frozen backbone once over the training views and the evaluation items."""
+    """Run the frozen backbone once over every column of the training views and of the evaluation data
+    (augmented views only for labelled items)."""
     from finetuner.training.device import autocast_dtype
 
     model.to(device, memory_format=torch.channels_last).eval()
@@ -80,20 +90,27 @@ def cache_features(
         "autocast_dtype": autocast_dtype(config.precision, device),
     }
     fingerprint = nn.ModuleDict({"backbone": model.backbone, "pool": model.pool})
-    train_views = cache.features(
-        model.features, fingerprint, train.items, model.preprocessing, views=views, name="train", **options
-    )
+
+    def run(items: list, name: str, count: int) -> list[torch.Tensor]:
+        return cache.features(
+            model.features, fingerprint, items, model.preprocessing, views=count, name=name, **options
+        )
+
+    train_features = {
+        column: run(items, f"train {column}", views if column == "items" else 1)
+        for column, items in columns(train).items()
+    }
     eval_features = None
     if eval_data is not None:
-        eval_features = cache.features(
-            model.features, fingerprint, eval_data.items, model.preprocessing, name="eval", **options
-        )[0]
-    return CachedFeatures(train_views, eval_features)
+        eval_features = {column: run(items, f"eval {column}", 1)[0] for column, items in columns(eval_data).items()}
+    return CachedFeatures(train_features, eval_features)
 
 
-def tensor_batches(features: CachedFeatures, train: LabeledData, sampler: Any) -> TensorBatches:
+def tensor_batches(features: CachedFeatures, train: LabeledData | PairData, sampler: Any):
     """Batches indexed out of the cached training features."""
-    return TensorBatches(features.train_views, torch.as_tensor(train.labels), sampler)
+    if isinstance(train, PairData):
+        return PairTensorBatches({k: v[0] for k, v in features.train.items()}, train.scores, sampler)
+    return TensorBatches(features.train["items"], torch.as_tensor(train.labels), sampler)
 
 
 def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
@@ -109,27 +126,30 @@ def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int 
 
 def _metrics(
     encode: Callable[[Any], np.ndarray],
-    cached_outputs: np.ndarray | None,
+    cached: dict[str, np.ndarray] | None,
     eval_data: LabeledData | PairData,
     task: str,
     metric_kwargs: dict[str, Any],
 ) -> dict[str, float]:
-    """Metrics of one way of turning items into outputs: ``encode(items)``, or rows computed beforehand."""
+    """Metrics of one way of turning items into outputs: ``encode(items)``, or rows computed beforehand per
+    column (``cached``)."""
     from finetuner.evaluation import classification_metrics, pair_metrics, retrieval_metrics
 
+    def outputs(column: str) -> np.ndarray:
+        return cached[column] if cached is not None else encode(columns(eval_data)[column])
+
     if isinstance(eval_data, PairData):  # query i's relevant document is document i
-        queries, documents = encode(eval_data.queries), encode(eval_data.documents)
+        queries, documents = outputs("queries"), outputs("documents")
         return pair_metrics(queries, documents, np.arange(len(documents)), k=metric_kwargs.get("k", (1, 5, 10)))
-    outputs = cached_outputs if cached_outputs is not None else encode(eval_data.items)
     if task == "classification":
-        return classification_metrics(outputs, eval_data.labels)
-    return retrieval_metrics(outputs, eval_data.labels, **metric_kwargs)
+        return classification_metrics(outputs("items"), eval_data.labels)
+    return retrieval_metrics(outputs("items"), eval_data.labels, **metric_kwargs)
 
 
 def evaluation_function(
     model: EmbeddingModel,
     eval_data: LabeledData | PairData,
-    eval_features: torch.Tensor | None,
+    eval_features: dict[str, torch.Tensor] | None,
     *,
     batch_size: int,
     metric_kwargs: dict[str, Any],
@@ -141,7 +161,7 @@ def evaluation_function(
         return model._outputs(model, items, batch_size, "auto", None)  # embeddings, or a classifier's logits
 
     def evaluate() -> dict[str, float]:
-        cached = head_outputs(model, eval_features) if eval_features is not None else None
+        cached = {k: head_outputs(model, v) for k, v in eval_features.items()} if eval_features is not None else None
         return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
 
     return evaluate
@@ -150,7 +170,7 @@ def evaluation_function(
 def baseline_metrics(
     model: EmbeddingModel,
     eval_data: LabeledData | PairData,
-    eval_features: torch.Tensor | None,
+    eval_features: dict[str, torch.Tensor] | None,
     *,
     batch_size: int,
     metric_kwargs: dict[str, Any],
@@ -165,15 +185,21 @@ def baseline_metrics(
     def encode(items: Any) -> np.ndarray:
         return model._outputs(model.features, items, batch_size, "auto", None)
 
-    cached = eval_features.float().numpy() if eval_features is not None else None
+    cached = {k: v.float().numpy() for k, v in eval_features.items()} if eval_features is not None else None
     return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
 
 
 def retrieval_examples(
-    model: EmbeddingModel, eval_data: LabeledData, eval_features: torch.Tensor | None, *, queries: int = 4, k: int = 5
+    model: EmbeddingModel,
+    eval_data: LabeledData,
+    eval_features: dict[str, torch.Tensor] | None,
+    *,
+    queries: int = 4,
+    k: int = 5,
 ) -> list[dict[str, Any]]:
     """A few evaluation queries with their top-k neighbours (leave-one-out), for the HTML report."""
-    vectors = head_outputs(model, eval_features) if eval_features is not None else model.encode(eval_data.items)
+    cached = eval_features["items"] if eval_features is not None else None
+    vectors = head_outputs(model, cached) if cached is not None else model.encode(eval_data.items)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(eval_data), size=min(queries, len(eval_data)), replace=False)

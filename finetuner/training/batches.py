@@ -90,3 +90,28 @@ class TensorBatches:
         for batch in self.batch_sampler:
             index = torch.as_tensor(batch)
             yield features[index].float(), self.labels[index]
+
+
+class PairTensorBatches:
+    """Pair batches indexed out of cached features: ``(queries, documents, scores, negatives)``, where scores and
+    negatives are None when the data has none."""
+
+    def __init__(self, columns: dict[str, torch.Tensor], scores: Sequence[float] | None, batch_sampler: Any):
+        self.columns, self.batch_sampler = columns, batch_sampler
+        self.scores = torch.tensor(scores, dtype=torch.float32) if scores is not None else None
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def epoch(self, epoch: int) -> Iterator[tuple]:
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+        negatives = self.columns.get("negatives")
+        for batch in self.batch_sampler:
+            index = torch.as_tensor(batch)
+            yield (
+                self.columns["queries"][index].float(),
+                self.columns["documents"][index].float(),
+                self.scores[index] if self.scores is not None else None,
+                negatives[index].float() if negatives is not None else None,
+            )

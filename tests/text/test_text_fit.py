@@ -140,3 +140,25 @@ def test_minilm_from_its_package_gives_sentence_transformers_embeddings():
     np.testing.assert_allclose(model.encode(texts), expected, atol=1e-5)
     with pytest.raises(ValueError, match="would train nothing"):
         finetuner.build_model("sentence-transformers/all-MiniLM-L6-v2", freeze=True)
+
+
+def test_frozen_encoder_on_pairs_trains_the_head_on_cached_features_like_the_uncached_path(hf_folder, tmp_path):
+    triplets = [(query, document, PAIRS[(i + 1) % len(PAIRS)][1]) for i, (query, document) in enumerate(PAIRS)]
+    common = dict(
+        model=str(hf_folder),
+        train_data=triplets,
+        eval_data=PAIRS,
+        freeze=True,
+        output_dim=4,
+        epochs=2,
+        batch_size=3,
+        optimizer="sgd",
+        learning_rate=0.1,
+        cache_dir=tmp_path,
+        seed=5,
+    )
+    cached = finetuner.fit(cache=True, **common)
+    uncached = finetuner.fit(cache=False, **common)
+    for a, b in zip(cached.model.head.state_dict().values(), uncached.model.head.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-4)  # padding differs between the batchings
+    assert cached.metrics["after"]["mrr"] == pytest.approx(uncached.metrics["after"]["mrr"], abs=1e-6)
