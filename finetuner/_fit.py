@@ -39,7 +39,7 @@ def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: Tr
 
 def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: Any, config: TrainConfig):
     """Batches decoded from the raw items by DataLoader workers, with training augmentation."""
-    from finetuner.data.datasets import ItemDataset, PairDataset, default_num_workers
+    from finetuner.data.datasets import ItemDataset, PairDataset
 
     if isinstance(data, PairData):
         dataset = PairDataset(
@@ -47,8 +47,7 @@ def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: A
         )
     else:
         dataset = ItemDataset(data.items, data.labels, model.preprocessing, train=True)
-    workers = default_num_workers(dataset) if config.num_workers == "auto" else int(config.num_workers)
-    return LoaderBatches(dataset, sampler, dataset.collate, num_workers=workers, pin_memory=torch.cuda.is_available())
+    return LoaderBatches(dataset, sampler, num_workers=config.num_workers)
 
 
 @dataclass

@@ -7,11 +7,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, Dataset
 
 
-class ShuffledBatchSampler:
+class ShuffledBatchSampler(BatchSampler):
     """Seeded shuffled batches of indices, reshuffled per epoch with `set_epoch`; shards across DDP ranks.
+
+    A `BatchSampler` (without its base's item sampler), so DataLoaders treat it as one.
 
     Example:
         >>> sampler = ShuffledBatchSampler(10, batch_size=4, seed=0)
@@ -47,20 +49,14 @@ class ShuffledBatchSampler:
 
 
 class LoaderBatches:
-    """Batches of preprocessed items from a DataLoader that follows ``batch_sampler``."""
+    """Batches of preprocessed items from a DataLoader (workers, pinned memory on CUDA) that follows
+    ``batch_sampler``."""
 
-    def __init__(
-        self, dataset: Dataset, batch_sampler: Any, collate_fn: Any, *, num_workers: int = 0, pin_memory=False
-    ):
+    def __init__(self, dataset: Dataset, batch_sampler: BatchSampler, *, num_workers: int | str = "auto"):
+        from finetuner.data.datasets import make_loader
+
         self.batch_sampler = batch_sampler
-        self.loader = DataLoader(
-            dataset,
-            batch_sampler=batch_sampler,
-            collate_fn=collate_fn,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=num_workers > 0,
-        )
+        self.loader = make_loader(dataset, sampler=batch_sampler, num_workers=num_workers)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -78,7 +78,7 @@ def test_save_load_encode_round_trip(small_data, tmp_path):
 
 
 def test_classification_beats_chance_and_predicts_class_names(easy_data, tmp_path):
-    run = finetuner.fit("test_cnn", easy_data, easy_data, task="classification", pretrained=False, epochs=8,
+    run = finetuner.fit("test_cnn", easy_data, easy_data, task="classification", pretrained=False, epochs=12,
                         batch_size=16, learning_rate=1e-2, cache_dir=tmp_path)
     assert isinstance(run.model.head, ClassificationHead)
     assert run.metrics["after"]["accuracy"] > 0.6  # 4 classes: chance is 0.25
