@@ -158,8 +158,13 @@ def _continue_from_saved(
     from finetuner import tailor
 
     model.train()
-    if freeze:
-        tailor.freeze(model.backbone, True if freeze is True else _resolve_freeze(model.backbone, freeze))
+    if freeze is True:
+        tailor.freeze(model.backbone)
+    elif freeze:
+        names = _resolve_freeze(model.backbone, freeze)
+        # an EarlyExit backbone holds the original network as `.model`: the user's names are the original ones
+        prefix = "model." if isinstance(model.backbone, tailor.EarlyExit) else ""
+        tailor.freeze(model.backbone, [prefix + name for name in names])
     if output_dim is not None and model.head is None:
         model.head = _make_head(head, model, model.example_input(), output_dim)
     return model

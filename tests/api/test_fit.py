@@ -25,8 +25,17 @@ def test_frozen_backbone_is_bit_identical_and_only_the_head_trains(small_data, e
     before = {k: v.clone() for k, v in original.state_dict().items()}
     snapshot = Snapshot()
     run = finetuner.fit(
-        original, small_data, eval_data, input_size=(3, 32, 32), freeze=True, output_dim=8, epochs=2,
-        batch_size=16, cache=False, callbacks=[snapshot], cache_dir=tmp_path,
+        original,
+        small_data,
+        eval_data,
+        input_size=(3, 32, 32),
+        freeze=True,
+        output_dim=8,
+        epochs=2,
+        batch_size=16,
+        cache=False,
+        callbacks=[snapshot],
+        cache_dir=tmp_path,
     )
     backbone = run.model.backbone.state_dict()
     assert backbone, "the backbone kept no tensors"
@@ -34,7 +43,8 @@ def test_frozen_backbone_is_bit_identical_and_only_the_head_trains(small_data, e
         assert torch.equal(tensor, before[name.removeprefix("model.")]), name  # EarlyExit keeps it as .model
     assert any("running_mean" in name for name in backbone)
     head_changed = [
-        name for name, tensor in run.model.state_dict().items()
+        name
+        for name, tensor in run.model.state_dict().items()
         if name.startswith("head.") and tensor.is_floating_point() and not torch.equal(tensor, snapshot.start[name])
     ]
     assert head_changed
@@ -45,9 +55,20 @@ def test_frozen_backbone_is_bit_identical_and_only_the_head_trains(small_data, e
 
 
 def test_cached_and_uncached_runs_train_the_same_head(small_data, tmp_path):
-    common = dict(model="test_cnn", train_data=small_data, pretrained=False, freeze=True, output_dim=8, epochs=2,
-                  batch_size=16, augment=False, seed=3, cache_dir=tmp_path,
-                  optimizer="sgd", learning_rate=0.1)  # Adam would magnify float noise in near-zero gradients
+    common = dict(
+        model="test_cnn",
+        train_data=small_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=2,
+        batch_size=16,
+        augment=False,
+        seed=3,
+        cache_dir=tmp_path,
+        optimizer="sgd",
+        learning_rate=0.1,
+    )  # Adam would magnify float noise in near-zero gradients
     cached = finetuner.fit(cache=True, **common)
     uncached = finetuner.fit(cache=False, **common)
     for (name, a), b in zip(cached.model.head.state_dict().items(), uncached.model.head.state_dict().values()):
@@ -56,8 +77,15 @@ def test_cached_and_uncached_runs_train_the_same_head(small_data, tmp_path):
 
 
 def test_second_fit_reuses_cached_features(small_data, tmp_path, caplog):
-    common = dict(model="test_cnn", train_data=small_data, pretrained=False, freeze=True, epochs=1,
-                  batch_size=16, cache_dir=tmp_path)
+    common = dict(
+        model="test_cnn",
+        train_data=small_data,
+        pretrained=False,
+        freeze=True,
+        epochs=1,
+        batch_size=16,
+        cache_dir=tmp_path,
+    )
     finetuner.fit(output_dim=8, **common)
     with caplog.at_level(logging.INFO, logger="finetuner"):
         run = finetuner.fit(output_dim=4, loss="MultiSimilarityLoss", **common)
@@ -66,8 +94,16 @@ def test_second_fit_reuses_cached_features(small_data, tmp_path, caplog):
 
 
 def test_save_load_encode_round_trip(small_data, tmp_path):
-    run = finetuner.fit("test_cnn", small_data, pretrained=False, freeze=["conv1", "bn1"], output_dim=8, epochs=1,
-                        batch_size=16, cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        small_data,
+        pretrained=False,
+        freeze=["conv1", "bn1"],
+        output_dim=8,
+        epochs=1,
+        batch_size=16,
+        cache_dir=tmp_path,
+    )
     folder = run.save(tmp_path / "model")
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     loaded = finetuner.load(folder)
@@ -78,8 +114,17 @@ def test_save_load_encode_round_trip(small_data, tmp_path):
 
 
 def test_classification_beats_chance_and_predicts_class_names(easy_data, tmp_path):
-    run = finetuner.fit("test_cnn", easy_data, easy_data, task="classification", pretrained=False, epochs=12,
-                        batch_size=16, learning_rate=1e-2, cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        easy_data,
+        easy_data,
+        task="classification",
+        pretrained=False,
+        epochs=12,
+        batch_size=16,
+        learning_rate=1e-2,
+        cache_dir=tmp_path,
+    )
     assert isinstance(run.model.head, ClassificationHead)
     assert run.metrics["after"]["accuracy"] > 0.6  # 4 classes: chance is 0.25
     predictions = run.predict(easy_data.items[:8])
@@ -89,16 +134,25 @@ def test_classification_beats_chance_and_predicts_class_names(easy_data, tmp_pat
 
 
 def test_torchvision_recipe_replaces_fc_with_linear_num_classes():
-    model = finetuner.build_model("resnet18", task="classification", classes=["a", "b", "c"], freeze=True,
-                                  pretrained=False)
+    model = finetuner.build_model(
+        "resnet18", task="classification", classes=["a", "b", "c"], freeze=True, pretrained=False
+    )
     assert isinstance(model.head, torch.nn.Linear) and (model.head.in_features, model.head.out_features) == (512, 3)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 512 * 3 + 3
 
 
 def test_resume_continues_exactly_where_training_stopped(small_data, tmp_path):
-    common = dict(model="test_cnn", train_data=small_data, pretrained=False, freeze=True, output_dim=8,
-                  batch_size=16, seed=1, cache_dir=tmp_path / "cache")
+    common = dict(
+        model="test_cnn",
+        train_data=small_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        batch_size=16,
+        seed=1,
+        cache_dir=tmp_path / "cache",
+    )
     straight = finetuner.fit(epochs=3, **common)
     finetuner.fit(epochs=2, output_dir=tmp_path / "out", **common)
     checkpoints = tmp_path / "out" / "checkpoints"
@@ -110,16 +164,35 @@ def test_resume_continues_exactly_where_training_stopped(small_data, tmp_path):
 
 
 def test_output_dir_holds_model_checkpoints_and_report(small_data, eval_data, tmp_path):
-    finetuner.fit("test_cnn", small_data, eval_data, pretrained=False, freeze=True, output_dim=8, epochs=1,
-                  batch_size=16, output_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    finetuner.fit(
+        "test_cnn",
+        small_data,
+        eval_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=1,
+        batch_size=16,
+        output_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+    )
     assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "out" / "report" / "report.html").is_file()
 
 
 def test_wise_ft_alpha_zero_keeps_the_starting_weights(small_data, tmp_path):
     snapshot = Snapshot()
-    run = finetuner.fit("test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=2,
-                        batch_size=16, callbacks=[snapshot, WiSEFTCallback(alpha=0.0)], cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        small_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=2,
+        batch_size=16,
+        callbacks=[snapshot, WiSEFTCallback(alpha=0.0)],
+        cache_dir=tmp_path,
+    )
     for name, tensor in run.model.head.state_dict().items():
         if tensor.is_floating_point() and "running" not in name:
             assert torch.equal(tensor, snapshot.start[name]), name
@@ -127,8 +200,18 @@ def test_wise_ft_alpha_zero_keeps_the_starting_weights(small_data, tmp_path):
 
 def test_early_stopping_ends_training(small_data, tmp_path):
     stopper = EarlyStopping(monitor="loss", mode="max", patience=1)  # the loss falls: "max" never improves
-    run = finetuner.fit("test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=6,
-                        batch_size=16, learning_rate=1e-2, callbacks=[stopper], cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        small_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=6,
+        batch_size=16,
+        learning_rate=1e-2,
+        callbacks=[stopper],
+        cache_dir=tmp_path,
+    )
     assert len(run.history) < 6
 
 
@@ -157,14 +240,24 @@ def test_one_class_with_a_pair_loss_is_a_clear_error(small_data):
 
 
 def test_arcface_trains_its_own_weights(small_data, tmp_path):
-    run = finetuner.fit("test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=2,
-                        batch_size=16, loss="ArcFaceLoss", cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        small_data,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=2,
+        batch_size=16,
+        loss="ArcFaceLoss",
+        cache_dir=tmp_path,
+    )
     assert np.isfinite(run.history[-1]["loss"])
 
 
 def test_evaluate_matches_metrics_of_the_run(small_data, eval_data, tmp_path):
-    run = finetuner.fit("test_cnn", small_data, eval_data, pretrained=False, output_dim=8, epochs=1, batch_size=16,
-                        cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn", small_data, eval_data, pretrained=False, output_dim=8, epochs=1, batch_size=16, cache_dir=tmp_path
+    )
     metrics = finetuner.evaluate(run.model, eval_data)
     assert metrics["map@r"] == pytest.approx(run.metrics["after"]["map@r"], abs=1e-4)
 
@@ -175,7 +268,28 @@ def test_val_split_holds_out_that_fraction(small_data, tmp_path):
             self.items = len(trainer.batches.labels)  # cached features: one label per training item
 
     size = TrainingSize()
-    run = finetuner.fit("test_cnn", small_data, val_split=0.25, pretrained=False, freeze=True, output_dim=8,
-                        epochs=1, batch_size=16, callbacks=[size], cache_dir=tmp_path)
+    run = finetuner.fit(
+        "test_cnn",
+        small_data,
+        val_split=0.25,
+        pretrained=False,
+        freeze=True,
+        output_dim=8,
+        epochs=1,
+        batch_size=16,
+        callbacks=[size],
+        cache_dir=tmp_path,
+    )
     assert size.items == 36  # 75% of 48 items train, 12 are held out
     assert {"before", "after"} <= set(run.metrics)
+
+
+def test_training_continues_from_a_saved_model_with_layers_frozen_by_their_original_names(small_data, tmp_path):
+    first = finetuner.fit(
+        "test_cnn", small_data, pretrained=False, output_dim=8, epochs=1, batch_size=16, cache_dir=tmp_path
+    )
+    folder = first.save(tmp_path / "model")
+    again = finetuner.build_model(str(folder), freeze=["conv1", "layer1"])
+    frozen = {name for name, p in again.named_parameters() if not p.requires_grad}
+    assert frozen and all(".conv1." in f".{n}" or ".layer1." in f".{n}" for n in frozen)
+    assert any(p.requires_grad for name, p in again.named_parameters() if "layer2" in name)
