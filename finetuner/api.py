@@ -347,7 +347,7 @@ def fit(
         check_labels_for_pair_loss(train)
     run_device = resolve_device(device)
     metric_kwargs = {"k": tuple(eval_k), "max_queries": max_eval_queries}
-    use_cache = cache and _fit.backbone_is_frozen(net) and distributed.world_size() == 1
+    use_cache = cache and net.head is not None and _fit.backbone_is_frozen(net) and distributed.world_size() == 1
     features = None
     if use_cache:
         feature_cache = FeatureCache(cache_dir, dtype=cache_dtype)

@@ -293,3 +293,9 @@ def test_training_continues_from_a_saved_model_with_layers_frozen_by_their_origi
     frozen = {name for name, p in again.named_parameters() if not p.requires_grad}
     assert frozen and all(".conv1." in f".{n}" or ".layer1." in f".{n}" for n in frozen)
     assert any(p.requires_grad for name, p in again.named_parameters() if "layer2" in name)
+
+
+def test_freezing_every_layer_by_name_without_a_head_says_nothing_would_train(small_data):
+    every_layer = ["conv1", "bn1", "layer1", "layer2"]
+    with pytest.raises(ValueError, match="Nothing to train"):
+        finetuner.fit("test_cnn", small_data, pretrained=False, freeze=every_layer, epochs=1, batch_size=16)
