@@ -62,7 +62,8 @@ class FeatureCache:
 
     Example:
         >>> cache = FeatureCache("out/feature-cache")
-        >>> views = cache.features(model.features, model.backbone, items, prep, device=torch.device("cpu"))
+        >>> backbone = fingerprint_module(model.backbone)  # hash the weights once, reuse for every item list
+        >>> views = cache.features(model.features, backbone, items, prep, device=torch.device("cpu"))
         ... # doctest: +SKIP
     """
 
@@ -75,10 +76,11 @@ class FeatureCache:
             folder = cache_dir() / "features"
         self.folder, self.max_memory_bytes, self.dtype = Path(folder), max_memory_bytes, dtype
 
-    def key(self, model: nn.Module, items: Sequence[Any], preprocessing: Any, views: int) -> str:
-        """The cache key: backbone weights, data, preprocessing, number of views and storage dtype."""
+    def key(self, model_fingerprint: str, items: Sequence[Any], preprocessing: Any, views: int) -> str:
+        """The cache key: backbone weights (their `fingerprint_module`), data, preprocessing, number of views
+        and storage dtype."""
         parts = {
-            "model": fingerprint_module(model),
+            "model": model_fingerprint,
             "items": fingerprint_items(items),
             "preprocessing": preprocessing.to_config() if preprocessing is not None else None,
             "views": views,
@@ -89,7 +91,7 @@ class FeatureCache:
     def features(
         self,
         fn: Callable[[Any], torch.Tensor],
-        model: nn.Module,
+        model_fingerprint: str,
         items: Sequence[Any],
         preprocessing: Any,
         *,
@@ -102,7 +104,7 @@ class FeatureCache:
     ) -> list[torch.Tensor]:
         """``views`` tensors ``(N, D)`` of ``fn(inputs)`` over ``items``: one view uses the evaluation transform,
         several views are each a draw of the training augmentation. Computed once, then read back from disk."""
-        key = self.key(model, items, preprocessing, views)
+        key = self.key(model_fingerprint, items, preprocessing, views)
         target = self.folder / key
         if (target / "meta.json").is_file():
             logger.info("reusing cached features of %s (%d items, %d view(s)) from %s", name, len(items), views, target)

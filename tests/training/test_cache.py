@@ -28,7 +28,9 @@ def images(n, seed=0):
 
 
 def compute(cache, net, items, views=1):
-    return cache.features(net, net, items, PREP, device=torch.device("cpu"), views=views, batch_size=4, num_workers=0)
+    return cache.features(
+        net, fingerprint_module(net), items, PREP, device=torch.device("cpu"), views=views, batch_size=4, num_workers=0
+    )
 
 
 def test_features_are_computed_once_then_read_back(tmp_path):
@@ -46,13 +48,14 @@ def test_features_are_computed_once_then_read_back(tmp_path):
 def test_key_changes_with_weights_data_preprocessing_and_views():
     net, items = CountingNet(), images(6)
     cache = FeatureCache("unused")
-    key = cache.key(net, items, PREP, 1)
-    assert cache.key(net, items, PREP, 1) == key
+    weights = fingerprint_module(net)
+    key = cache.key(weights, items, PREP, 1)
+    assert cache.key(fingerprint_module(net), items, PREP, 1) == key
     other = CountingNet()
-    assert cache.key(other, items, PREP, 1) != key
-    assert cache.key(net, images(6, seed=1), PREP, 1) != key
-    assert cache.key(net, items, ImagePreprocessing(input_size=(3, 16, 16), augment=None), 1) != key
-    assert cache.key(net, items, PREP, 2) != key
+    assert cache.key(fingerprint_module(other), items, PREP, 1) != key
+    assert cache.key(weights, images(6, seed=1), PREP, 1) != key
+    assert cache.key(weights, items, ImagePreprocessing(input_size=(3, 16, 16), augment=None), 1) != key
+    assert cache.key(weights, items, PREP, 2) != key
 
 
 def test_item_fingerprint_sees_file_changes(tmp_path):
@@ -79,7 +82,14 @@ def test_several_views_use_the_training_augmentation(tmp_path):
     net, items = CountingNet(), images(8)
     augmenting = ImagePreprocessing(input_size=(3, 8, 8), crop_pct=1.0, augment="light")
     views = FeatureCache(tmp_path).features(
-        net, net, items, augmenting, device=torch.device("cpu"), views=3, batch_size=4, num_workers=0
+        net,
+        fingerprint_module(net),
+        items,
+        augmenting,
+        device=torch.device("cpu"),
+        views=3,
+        batch_size=4,
+        num_workers=0,
     )
     assert len(views) == 3 and all(v.shape == (8, 4) for v in views)
     assert not torch.equal(views[0], views[1])
