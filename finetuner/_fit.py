@@ -157,7 +157,7 @@ def evaluation_function(
     embeddings for retrieval metrics, logits for classification."""
 
     def encode(items: Any) -> np.ndarray:
-        return model._outputs(model, items, batch_size, "auto", None)  # embeddings, or a classifier's logits
+        return model.outputs(model, items, batch_size)  # embeddings, or a classifier's logits
 
     def evaluate() -> dict[str, float]:
         cached = {k: head_outputs(model, v) for k, v in eval_features.items()} if eval_features is not None else None
@@ -182,7 +182,7 @@ def baseline_metrics(
         )()
 
     def encode(items: Any) -> np.ndarray:
-        return model._outputs(model.features, items, batch_size, "auto", None)
+        return model.outputs(model.features, items, batch_size)
 
     cached = {k: v.float().numpy() for k, v in eval_features.items()} if eval_features is not None else None
     return _metrics(encode, cached, eval_data, model.task, metric_kwargs)

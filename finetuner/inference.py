@@ -42,12 +42,12 @@ def batched_outputs(
     ordered = [items[i] for i in order] if order is not None else items
     dataset = ItemDataset(ordered, [0] * len(ordered), preprocessing, train=train)
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
-    channels_last = True  # faster convolutions on CUDA and on the CPU alike; a no-op for other inputs
     rows: list[np.ndarray] = []
     start = 0
     with torch.inference_mode():
         for inputs, _ in tqdm(loader, desc=description, disable=description is None, leave=False):
-            inputs = move_to(inputs, device, channels_last)
+            # channels_last: faster convolutions on CUDA and on the CPU alike; a no-op for other inputs
+            inputs = move_to(inputs, device, channels_last=True)
             with autocast(device, autocast_dtype):
                 outputs = fn(inputs)
             batch = outputs.float().cpu().numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,21 @@ class EmbeddingModel(TailoredModel):
         parameter = next(self.parameters(), None)
         return parameter.device if parameter is not None else torch.device("cpu")
 
-    def _outputs(self, fn, items: Sequence[Any], batch_size: int, num_workers: int | str, device) -> np.ndarray:
+    def outputs(
+        self,
+        fn: Callable[[Any], torch.Tensor],
+        items: Sequence[Any],
+        batch_size: int = 64,
+        *,
+        num_workers: int | str = "auto",
+        device: str | torch.device | None = None,
+    ) -> np.ndarray:
+        """Raw float32 outputs of ``fn`` (``self``, ``self.features``, ...) over raw items, in batches, unnormalised:
+        what `encode` and `predict` build on.
+
+        Example:
+            >>> features = model.outputs(model.features, ["a.jpg", "b.jpg"])  # doctest: +SKIP
+        """
         from finetuner.inference import batched_outputs
         from finetuner.training.device import autocast_dtype, resolve_device
 
@@ -96,7 +110,7 @@ class EmbeddingModel(TailoredModel):
             >>> vectors = model.encode(["a.jpg", "b.jpg"], batch_size=32)  # doctest: +SKIP
         """
         fn = self.features if self.task == "classification" else self
-        vectors = self._outputs(fn, items, batch_size, num_workers, device)
+        vectors = self.outputs(fn, items, batch_size, num_workers=num_workers, device=device)
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
@@ -110,7 +124,7 @@ class EmbeddingModel(TailoredModel):
         """
         if self.task != "classification":
             raise ValueError("predict() needs a classifier: fit with task='classification'. Use encode() here.")
-        logits = self._outputs(self, items, batch_size, num_workers, None)
+        logits = self.outputs(self, items, batch_size, num_workers=num_workers)
         return [self.classes[i] for i in logits.argmax(axis=1)]
 
     def example_input(self, batch_size: int = 2) -> Any:

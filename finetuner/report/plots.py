@@ -22,6 +22,8 @@ def headline(names: Sequence[str], prefix: str = "") -> list[str]:
     """The headline metrics among ``names`` (in ``HEADLINE`` order), or all of ``names`` when none is one."""
     chosen = [prefix + name for name in HEADLINE if prefix + name in names]
     return chosen or list(names)
+
+
 _COLORS = ("#8c959f", "#0969da", "#1a7f37", "#bf8700", "#8250df", "#cf222e")
 
 
