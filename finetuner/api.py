@@ -195,15 +195,11 @@ def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
 
 
 def _make_head(head: str | nn.Module, tailored: nn.Module, example_input: Any, output_dim: int) -> nn.Module:
-    from finetuner import tailor
+    from finetuner.tailor.heads import make_head
 
     if isinstance(head, nn.Module):
         return head
-    dim = _feature_dim(tailored, example_input)
-    heads = {"projection": tailor.ProjectionHead, "linear": tailor.LinearHead}
-    if head not in heads:
-        raise ValueError(f"head must be 'projection', 'linear' or an nn.Module, got {head!r}.")
-    return heads[head](dim, output_dim)
+    return make_head(head, _feature_dim(tailored, example_input), output_dim)
 
 
 def fit(

@@ -8,7 +8,7 @@ Example:
 """
 
 from finetuner.tailor.freezing import count_parameters, freeze, is_frozen, trainable_parameters, unfreeze
-from finetuner.tailor.heads import ClassificationHead, LinearHead, ProjectionHead, build_head
+from finetuner.tailor.heads import ClassificationHead, LinearHead, ProjectionHead, build_head, make_head
 from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dense_layers, display, summary
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import EarlyExit, Removed, chop
@@ -31,6 +31,7 @@ __all__ = [
     "dense_layers",
     "display",
     "freeze",
+    "make_head",
     "is_frozen",
     "summary",
     "to_embedding_model",

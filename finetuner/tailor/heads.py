@@ -118,6 +118,24 @@ HEADS: dict[str, type[nn.Module]] = {
 }
 
 
+HEAD_NAMES = {"projection": ProjectionHead, "linear": LinearHead}
+
+
+def make_head(head: str | nn.Module, in_features: int, out_features: int, normalize: bool = False) -> nn.Module:
+    """A head by name (``"projection"``: `ProjectionHead`, ``"linear"``: `LinearHead`), or ``head`` itself when it
+    is already a module.
+
+    Example:
+        >>> make_head("linear", 512, 128).config()["type"]
+        'LinearHead'
+    """
+    if isinstance(head, nn.Module):
+        return head
+    if head not in HEAD_NAMES:
+        raise ValueError(f"Unknown head {head!r}: use 'projection', 'linear' or an nn.Module.")
+    return HEAD_NAMES[head](in_features, out_features, normalize=normalize)
+
+
 def build_head(config: Mapping[str, Any]) -> nn.Module:
     """Rebuild a head (random weights) from its ``config()``; load its ``state_dict`` afterwards.
 

@@ -12,7 +12,7 @@ from finetuner.tailor._inputs import Inputs, make_inputs
 from finetuner.tailor._trace import trace
 from finetuner.tailor.freezing import Layers
 from finetuner.tailor.freezing import freeze as freeze_layers
-from finetuner.tailor.heads import LinearHead, ProjectionHead
+from finetuner.tailor.heads import HEAD_NAMES, make_head
 from finetuner.tailor.inspection import capture, find_embedding
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import chop_in_place
@@ -109,7 +109,7 @@ def to_embedding_model(
         raise ValueError(
             "normalize=True applies to the 'projection' and 'linear' heads; normalise inside your own head."
         )
-    if not isinstance(head, nn.Module) and head not in ("projection", "linear"):
+    if not isinstance(head, nn.Module) and head not in HEAD_NAMES:
         raise ValueError(f"Unknown head {head!r}: use 'projection', 'linear' or an nn.Module.")
 
     inputs = make_inputs(model, input_size, example_input)
@@ -124,14 +124,7 @@ def to_embedding_model(
         freeze_layers(backbone)
     pool = FeaturePool(mode)
     dim = pool(output).shape[-1]
-    if isinstance(head, nn.Module):
-        head_module: nn.Module | None = head
-    elif output_dim is None:
-        head_module = None
-    elif head == "linear":
-        head_module = LinearHead(dim, output_dim, normalize=normalize)
-    else:
-        head_module = ProjectionHead(dim, output_dim, normalize=normalize)
+    head_module = make_head(head, dim, output_dim, normalize=normalize) if has_head else None
     tailored = TailoredModel(backbone, pool, head_module)
     tailored.embedding_layer = layer_name
     tailored.train(model.training)
