@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -422,31 +421,15 @@ def evaluate(
         >>> finetuner.evaluate("out/model", "data/eval")["recall@1"]  # doctest: +SKIP
         0.83
     """
-    from finetuner.data import PairData, load_data
-    from finetuner.evaluation import pair_metrics, retrieval_metrics
+    from finetuner.evaluation import evaluate_data
 
     if not isinstance(model, EmbeddingModel):
         model = load(model)
-    query = load_data(query_data)
-    if isinstance(query, PairData):
-        queries, documents = model.encode(query.queries, batch_size), model.encode(query.documents, batch_size)
-        return pair_metrics(queries, documents, np.arange(len(documents)), k=tuple(k))
-    index = load_data(index_data) if index_data is not None else None
-    return retrieval_metrics(
-        model.encode(query.items, batch_size),
-        query.labels,
-        model.encode(index.items, batch_size) if index else None,
-        _align_labels(index, query) if index else None,
-        k=tuple(k),
-        max_queries=max_queries,
-    )
 
+    def encode(items):
+        return model.encode(items, batch_size)
 
-def _align_labels(index, query) -> list[int]:
-    """Index labels renumbered to the query's class numbering (class names decide), so labels compare."""
-    numbering = {name: i for i, name in enumerate(query.classes)}
-    extra = len(numbering)
-    return [numbering.get(index.classes[label], extra + label) for label in index.labels]
+    return evaluate_data(encode, query_data, index_data, k=tuple(k), max_queries=max_queries)
 
 
 def load(folder: str | Path, *, model: nn.Module | None = None, device: str | None = None) -> EmbeddingModel:

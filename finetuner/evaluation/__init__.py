@@ -8,7 +8,14 @@ Example:
 """
 
 from finetuner.evaluation.base import Evaluator
-from finetuner.evaluation.evaluator import RetrievalEvaluator
+from finetuner.evaluation.evaluator import RetrievalEvaluator, evaluate_data
 from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
 
-__all__ = ["Evaluator", "RetrievalEvaluator", "classification_metrics", "pair_metrics", "retrieval_metrics"]
+__all__ = [
+    "Evaluator",
+    "RetrievalEvaluator",
+    "classification_metrics",
+    "evaluate_data",
+    "pair_metrics",
+    "retrieval_metrics",
+]

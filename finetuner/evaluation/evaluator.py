@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
 
 from finetuner.evaluation.base import EncodeFn, Evaluator
-from finetuner.evaluation.metrics import retrieval_metrics
+from finetuner.evaluation.metrics import pair_metrics, retrieval_metrics
 
 
 class RetrievalEvaluator(Evaluator):
@@ -53,3 +56,29 @@ class RetrievalEvaluator(Evaluator):
         index = None if self.index_items is None else encode_fn(self.index_items)
         metrics = retrieval_metrics(queries, self.query_labels, index, self.index_labels, **self.metric_kwargs)
         return {f"{self.name}/{key}": value for key, value in metrics.items()}
+
+
+def evaluate_data(
+    encode: Callable[[Sequence], np.ndarray], query_data: Any, index_data: Any = None, **metric_kwargs: Any
+) -> dict[str, float]:
+    """Load labelled data or pairs (anything `finetuner.data.load_data` reads), encode it and compute
+    :func:`retrieval_metrics` (leave-one-out without ``index_data``) or :func:`pair_metrics`.
+
+    Index labels are renumbered by class name to the query's numbering, so two folders with the same class
+    names compare whatever order their classes load in.
+
+    Example:
+        >>> metrics = evaluate_data(model.encode, "data/query", "data/index", k=(1, 5))  # doctest: +SKIP
+    """
+    from finetuner.data import PairData, load_data
+
+    query = load_data(query_data)
+    if isinstance(query, PairData):  # query i's relevant document is document i
+        k = metric_kwargs.get("k", (1, 5, 10))
+        return pair_metrics(encode(query.queries), encode(query.documents), np.arange(len(query)), k=k)
+    if index_data is None:
+        return retrieval_metrics(encode(query.items), query.labels, **metric_kwargs)
+    index = load_data(index_data)
+    numbering = {name: i for i, name in enumerate(query.classes)}
+    index_labels = [numbering.get(index.classes[label], len(numbering) + label) for label in index.labels]
+    return retrieval_metrics(encode(query.items), query.labels, encode(index.items), index_labels, **metric_kwargs)

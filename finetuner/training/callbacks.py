@@ -52,18 +52,9 @@ class EvaluationCallback(Callback):
             if trainer.evaluate is None:
                 raise ValueError("EvaluationCallback needs query_data, or eval_data given to fit().")
             return trainer.evaluate()
-        from finetuner.data import load_data
-        from finetuner.evaluation import retrieval_metrics
+        from finetuner.evaluation import evaluate_data
 
-        query = load_data(self.query_data)
-        index = load_data(self.index_data) if self.index_data is not None else None
-        return retrieval_metrics(
-            trainer.encode(query.items),
-            query.labels,
-            trainer.encode(index.items) if index else None,
-            index.labels if index else None,
-            **self.metric_kwargs,
-        )
+        return evaluate_data(trainer.encode, self.query_data, self.index_data, **self.metric_kwargs)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if (trainer.epoch + 1) % self.every and trainer.epoch + 1 != trainer.config.epochs:
