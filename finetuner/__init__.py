@@ -20,7 +20,7 @@ _EXPORTS = {
     "list_models": "finetuner.api",
     "display": "finetuner.api",
     "Run": "finetuner.run",
-    "EmbeddingModel": "finetuner.export",
+    "EmbeddingModel": "finetuner.model",
     "tailor": "finetuner.tailor",
 }
 
@@ -40,7 +40,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner import tailor
     from finetuner.api import build_model, display, evaluate, fit, list_models, load
-    from finetuner.export import EmbeddingModel
+    from finetuner.model import EmbeddingModel
     from finetuner.run import Run
 
 

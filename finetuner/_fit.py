@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from finetuner.data import LabeledData, PairData
-from finetuner.export import EmbeddingModel
+from finetuner.model import EmbeddingModel
 from finetuner.training import distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_module
@@ -79,7 +79,7 @@ def cache_features(
 ) -> CachedFeatures:
     """Run the frozen backbone once over every column of the training views and of the evaluation data
     (augmented views only for labelled items)."""
-    from finetuner.training.device import autocast_dtype
+    from finetuner.core.device import autocast_dtype
 
     model.to(device, memory_format=torch.channels_last).eval()
     options = {

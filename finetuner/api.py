@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.export import EmbeddingModel
+from finetuner.model import EmbeddingModel
 from finetuner.models import ModelEntry, build_backbone
 from finetuner.run import Run
 from finetuner.training import Callback, EvaluationCallback, TrainConfig, TrainingCheckpoint
@@ -90,7 +90,7 @@ def build_model(
         True
     """
     from finetuner import tailor
-    from finetuner.export.embedding_model import is_saved_model
+    from finetuner.model import is_saved_model
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -182,7 +182,7 @@ def _resolve_freeze(module: nn.Module, freeze: bool | str | Sequence[str]) -> bo
 
 
 def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
-    from finetuner.training.device import move_to
+    from finetuner.core.device import move_to
 
     was_training = tailored.training
     tailored.eval()
@@ -274,11 +274,11 @@ def fit(
         >>> run.save("out/model")  # doctest: +SKIP
     """
     from finetuner import _fit
+    from finetuner.core.device import resolve_device, seed_everything
     from finetuner.data import PairData, check_labels_for_pair_loss, load_data
     from finetuner.training import Trainer, build_loss, build_miner, distributed
     from finetuner.training.cache import FeatureCache
     from finetuner.training.checkpoint import load_checkpoint
-    from finetuner.training.device import resolve_device, seed_everything
     from finetuner.training.losses import needs_two_classes
 
     settings = {k: v for k, v in locals().items() if _jsonable(v)}

@@ -66,7 +66,7 @@ def display(
 ) -> None:
     """Show a model's layers in execution order: name, type, output shape, parameters, trainable, dense."""
     from finetuner.api import display as display_model
-    from finetuner.export.embedding_model import is_saved_model
+    from finetuner.model import is_saved_model
 
     try:
         size = tuple(int(v) for v in input_size.split(",")) if input_size else None
@@ -247,12 +247,11 @@ def search(
 ) -> None:
     """Find the items most similar to each query in an index built by `finetuner index`."""
     from finetuner.api import load
-    from finetuner.export.embedding_model import search_index
     from finetuner.search import Index
 
     try:
         model_folder = model or Path((index_folder / "model.txt").read_text().strip())
-        found = search_index(Index.load(index_folder), load(model_folder).encode(queries), k)
+        found = Index.load(index_folder).search_results(load(model_folder).encode(queries), k)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
     for query, results in zip(queries, found):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from finetuner.training.device import autocast, move_to
+from finetuner.core.device import autocast, move_to
 
 
 def batched_outputs(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from finetuner.export import EmbeddingModel
+from finetuner.model import EmbeddingModel
 
 
 @dataclass

@@ -149,6 +149,27 @@ class Index:
             raise ValueError(f"ids {unknown[:5].tolist()} are not in the index; use ids returned by search()")
         return [self._payloads[order[a]] if ok else None for a, ok in zip(at.tolist(), found.tolist())]
 
+    def search_results(self, queries: np.ndarray, k: int = 10) -> list[list[dict[str, Any]]]:
+        """`search` with payloads attached: one list of ``{"id", "score", "payload"}`` per query (at most
+        ``len(self)`` results each).
+
+        Example:
+            >>> index.search_results(query_vectors, k=3)[0][0]["payload"]  # doctest: +SKIP
+            'img_7.jpg'
+        """
+        scores, ids = self.search(queries, min(k, len(self)))
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            payloads = self.payloads_for(row_ids)
+            results.append(
+                [
+                    {"id": int(i), "score": float(s), "payload": p}
+                    for s, i, p in zip(row_scores, row_ids, payloads)
+                    if i >= 0
+                ]
+            )
+        return results
+
     def recall_against_exact(self, queries: np.ndarray, k: int = 10) -> float:
         """Recall@k of this index against exact search on the same vectors: the mean over queries of
         ``|approximate top k & exact top k| / k``. 1.0 for ``"flat"`` (up to ties). Reconstructs all

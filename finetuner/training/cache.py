@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner._io import atomic_folder
+from finetuner.core.files import atomic_folder
 from finetuner.inference import batched_outputs
 
 logger = logging.getLogger("finetuner")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from finetuner._io import atomic_folder
+from finetuner.core.files import atomic_folder
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
 

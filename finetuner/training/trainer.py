@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_device
 from finetuner.training import distributed
 from finetuner.training.callbacks import Callback
 from finetuner.training.config import TrainConfig
-from finetuner.training.device import autocast, autocast_dtype, move_to, resolve_device
 from finetuner.training.losses import is_pair_loss
 from finetuner.training.optim import build_optimizer, build_scheduler
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner._io import atomic_folder
+from finetuner.core.files import atomic_folder
 from finetuner.tailor import TailoredModel
 
 CONFIG_FILE = "config.json"
@@ -77,8 +77,8 @@ class EmbeddingModel(TailoredModel):
         Example:
             >>> features = model.outputs(model.features, ["a.jpg", "b.jpg"])  # doctest: +SKIP
         """
+        from finetuner.core.device import autocast_dtype, resolve_device
         from finetuner.inference import batched_outputs
-        from finetuner.training.device import autocast_dtype, resolve_device
 
         if self.preprocessing is None:
             raise ValueError("This model has no preprocessing, so it cannot read raw items: call it on tensors.")
@@ -188,7 +188,7 @@ class EmbeddingModel(TailoredModel):
             shell.head = build_head(config["head"])
         load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
         if device is not None:
-            from finetuner.training.device import resolve_device
+            from finetuner.core.device import resolve_device
 
             shell.to(resolve_device(device))
         return shell.eval()
@@ -228,24 +228,7 @@ class EmbeddingModel(TailoredModel):
         """
         if getattr(self, "index", None) is None:
             raise ValueError("No index yet: call model.build_index(items) first (or load one with Index.load).")
-        return search_index(self.index, self.encode(queries), k)
-
-
-def search_index(index: Any, query_vectors: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
-    """Search ``index`` and attach payloads: one list of ``{"id", "score", "payload"}`` per query (at most
-    ``len(index)`` results each)."""
-    scores, ids = index.search(query_vectors, min(k, len(index)))
-    results = []
-    for row_scores, row_ids in zip(scores, ids):
-        payloads = index.payloads_for(row_ids)
-        results.append(
-            [
-                {"id": int(i), "score": float(s), "payload": p}
-                for s, i, p in zip(row_scores, row_ids, payloads)
-                if i >= 0
-            ]
-        )
-    return results
+        return self.index.search_results(self.encode(queries), k)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
