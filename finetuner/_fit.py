@@ -1,19 +1,25 @@
-"""Pieces of `finetuner.fit`: batch sources (cached or not), evaluation before/after, report examples."""
+"""The steps of `finetuner.fit`: prepare data, choose the training path (cached features or raw items), evaluate,
+write outputs. `api.fit` calls them in order."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from finetuner.data import LabeledData, PairData
+from finetuner.config import FitConfig, OutputConfig
+from finetuner.core.device import autocast_dtype, resolve_device
+from finetuner.data import LabeledData, PairData, load_data
+from finetuner.evaluation import Evaluator
 from finetuner.model import EmbeddingModel
-from finetuner.training import distributed
+from finetuner.run import Run
+from finetuner.training import build_loss, build_miner, distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_module
 from finetuner.training.config import TrainConfig
@@ -22,9 +28,129 @@ from finetuner.training.losses import needs_two_classes
 logger = logging.getLogger("finetuner")
 
 
+@dataclass
+class FitData:
+    """Training data and the evaluation data that scores it (None: no evaluation)."""
+
+    train: LabeledData | PairData
+    eval: LabeledData | PairData | None
+
+    @property
+    def pairs(self) -> bool:
+        return isinstance(self.train, PairData)
+
+    @property
+    def classes(self) -> list[str] | None:
+        return None if self.pairs else list(self.train.classes)
+
+
+def prepare_data(train_data: Any, eval_data: Any, config: FitConfig) -> FitData:
+    """Load the training and evaluation data; ``val_split`` holds out a stratified part of the training data."""
+    train = load_data(train_data)
+    evaluation = load_data(eval_data) if eval_data is not None else None
+    if evaluation is None and config.data.val_split:
+        train, evaluation = train.split(config.data.val_split, seed=config.training.seed)  # (rest, held out)
+    if config.model.task == "classification" and isinstance(train, PairData):
+        raise ValueError("task='classification' needs labelled data (item, label), not (query, document) pairs.")
+    return FitData(train, evaluation)
+
+
+def apply_data_options(model: EmbeddingModel, config: FitConfig) -> None:
+    """``augment=False`` trains on the evaluation transform."""
+    if not config.data.augment and getattr(model.preprocessing, "augment", None) is not None:
+        model.preprocessing = dataclasses.replace(model.preprocessing, augment=None)
+
+
+def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig) -> tuple[nn.Module, Any]:
+    """The loss (the task's default unless named) and the optional miner."""
+    if training.loss is not None:
+        name = training.loss
+    elif model.task == "classification":
+        name = "CrossEntropyLoss"
+    elif data.pairs:
+        name = "CLIPLoss" if model.spec["backbone"].get("source") == "clip" else "MultipleNegativesRankingLoss"
+    else:
+        name = "TripletMarginLoss"
+    loss = build_loss(
+        name,
+        num_classes=None if data.pairs else len(data.train.classes),
+        embedding_dim=model.embedding_dim(),
+        **training.loss_options,
+    )
+    if not data.pairs and needs_two_classes(loss):
+        from finetuner.data import check_labels_for_pair_loss
+
+        check_labels_for_pair_loss(data.train)
+    return loss, build_miner(training.miner, **training.miner_options)
+
+
 def backbone_is_frozen(model: EmbeddingModel) -> bool:
     """True when no backbone parameter trains, so its features can be computed once and cached."""
     return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def columns(data: LabeledData | PairData) -> dict[str, list]:
+    """The item columns of ``data`` that the model encodes."""
+    if isinstance(data, PairData):
+        found = {"queries": data.queries, "documents": data.documents}
+        return found | ({"negatives": data.negatives} if data.negatives is not None else {})
+    return {"items": data.items}
+
+
+@dataclass
+class TrainingPlan:
+    """What trains (the head on cached features, or the whole model on raw items), on which batches, and how the
+    current and the untuned model are scored."""
+
+    model: EmbeddingModel
+    trained: nn.Module
+    batches: Any
+    evaluator: Evaluator | None
+    train_features: dict[str, list[torch.Tensor]] | None = None
+    eval_features: dict[str, torch.Tensor] | None = None
+    batch_size: int = 64
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the model as it is now: the head on cached features when available."""
+        if self.eval_features is not None:
+            return self.evaluator.from_outputs({k: head_outputs(self.model, v) for k, v in self.eval_features.items()})
+        return self.evaluator(lambda items: self.model.evaluation_outputs(items, self.batch_size))
+
+    def untuned_metrics(self) -> dict[str, float]:
+        """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
+        pretrained model gives without tuning). Classifiers: the freshly initialised head (about chance)."""
+        if self.model.task == "classification":
+            return self.metrics()
+        if self.eval_features is not None:
+            return self.evaluator.from_outputs({k: v.float().numpy() for k, v in self.eval_features.items()})
+        return self.evaluator(lambda items: self.model.outputs(self.model.features, items, self.batch_size))
+
+
+def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config: FitConfig) -> TrainingPlan:
+    """Cached features when the backbone is frozen (single process), raw items through DataLoader workers
+    otherwise; both follow one seeded batch sampler, so they see identical batches."""
+    training = config.training
+    evaluator = None
+    if data.eval is not None:
+        evaluator = Evaluator(
+            data.eval,
+            task=model.task,
+            classes=model.classes,
+            k=config.evaluation.k,
+            max_queries=config.evaluation.max_queries,
+        )
+    sampler = make_batch_sampler(data.train, loss, training)
+    plan = TrainingPlan(model, model, None, evaluator, batch_size=training.batch_size)
+    cached = (
+        config.cache.cache and model.head is not None and backbone_is_frozen(model) and distributed.world_size() == 1
+    )
+    if cached:
+        cache = FeatureCache(config.cache.cache_dir, dtype=config.cache.cache_dtype)
+        plan.train_features, plan.eval_features = cache_features(model, data, cache, config)
+        plan.trained, plan.batches = model.head, tensor_batches(plan.train_features, data.train, sampler)
+    else:
+        plan.batches = item_batches(model, data.train, sampler, training)
+    return plan
 
 
 def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: TrainConfig):
@@ -50,43 +176,19 @@ def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: A
     return LoaderBatches(dataset, sampler, num_workers=config.num_workers)
 
 
-@dataclass
-class CachedFeatures:
-    """Backbone features per data column (``items`` for labelled data; ``queries``, ``documents`` and
-    ``negatives`` for pairs): one tensor per cached view for training, one tensor for evaluation."""
-
-    train: dict[str, list[torch.Tensor]]
-    eval: dict[str, torch.Tensor] | None
-
-
-def columns(data: LabeledData | PairData) -> dict[str, list]:
-    """The item columns of ``data`` that the model encodes."""
-    if isinstance(data, PairData):
-        found = {"queries": data.queries, "documents": data.documents}
-        return found | ({"negatives": data.negatives} if data.negatives is not None else {})
-    return {"items": data.items}
-
-
 def cache_features(
-    model: EmbeddingModel,
-    train: LabeledData | PairData,
-    eval_data: LabeledData | PairData | None,
-    cache: FeatureCache,
-    *,
-    views: int,
-    config: TrainConfig,
-    device: torch.device,
-) -> CachedFeatures:
+    model: EmbeddingModel, data: FitData, cache: FeatureCache, config: FitConfig
+) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor] | None]:
     """Run the frozen backbone once over every column of the training views and of the evaluation data
-    (augmented views only for labelled items)."""
-    from finetuner.core.device import autocast_dtype
-
+    (augmented views only for labelled items): ``(train features per column and view, eval features per column)``."""
+    training = config.training
+    device = resolve_device(training.device)
     model.to(device, memory_format=torch.channels_last).eval()
     options = {
         "device": device,
-        "batch_size": config.batch_size,
-        "num_workers": config.num_workers,
-        "autocast_dtype": autocast_dtype(config.precision, device),
+        "batch_size": training.batch_size,
+        "num_workers": training.num_workers,
+        "autocast_dtype": autocast_dtype(training.precision, device),
     }
     fingerprint = fingerprint_module(nn.ModuleDict({"backbone": model.backbone, "pool": model.pool}))  # once
 
@@ -95,21 +197,21 @@ def cache_features(
             model.features, fingerprint, items, model.preprocessing, views=count, name=name, **options
         )
 
-    train_features = {
+    views = config.cache.cache_views
+    train = {
         column: run(items, f"train {column}", views if column == "items" else 1)
-        for column, items in columns(train).items()
+        for column, items in columns(data.train).items()
     }
-    eval_features = None
-    if eval_data is not None:
-        eval_features = {column: run(items, f"eval {column}", 1)[0] for column, items in columns(eval_data).items()}
-    return CachedFeatures(train_features, eval_features)
+    if data.eval is None:
+        return train, None
+    return train, {column: run(items, f"eval {column}", 1)[0] for column, items in columns(data.eval).items()}
 
 
-def tensor_batches(features: CachedFeatures, train: LabeledData | PairData, sampler: Any):
+def tensor_batches(features: dict[str, list[torch.Tensor]], train: LabeledData | PairData, sampler: Any):
     """Batches indexed out of the cached training features."""
     if isinstance(train, PairData):
-        return PairTensorBatches({k: v[0] for k, v in features.train.items()}, train.scores, sampler)
-    return TensorBatches(features.train["items"], torch.as_tensor(train.labels), sampler)
+        return PairTensorBatches({k: v[0] for k, v in features.items()}, train.scores, sampler)
+    return TensorBatches(features["items"], torch.as_tensor(train.labels), sampler)
 
 
 def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
@@ -123,81 +225,12 @@ def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int 
     return torch.cat(chunks).numpy()
 
 
-def _metrics(
-    encode: Callable[[Any], np.ndarray],
-    cached: dict[str, np.ndarray] | None,
-    eval_data: LabeledData | PairData,
-    task: str,
-    metric_kwargs: dict[str, Any],
-) -> dict[str, float]:
-    """Metrics of one way of turning items into outputs: ``encode(items)``, or rows computed beforehand per
-    column (``cached``)."""
-    from finetuner.evaluation import classification_metrics, pair_metrics, retrieval_metrics
-
-    def outputs(column: str) -> np.ndarray:
-        return cached[column] if cached is not None else encode(columns(eval_data)[column])
-
-    if isinstance(eval_data, PairData):  # query i's relevant document is document i
-        queries, documents = outputs("queries"), outputs("documents")
-        return pair_metrics(queries, documents, np.arange(len(documents)), k=metric_kwargs.get("k", (1, 5, 10)))
-    if task == "classification":
-        return classification_metrics(outputs("items"), eval_data.labels)
-    return retrieval_metrics(outputs("items"), eval_data.labels, **metric_kwargs)
-
-
-def evaluation_function(
-    model: EmbeddingModel,
-    eval_data: LabeledData | PairData,
-    eval_features: dict[str, torch.Tensor] | None,
-    *,
-    batch_size: int,
-    metric_kwargs: dict[str, Any],
-) -> Callable[[], dict[str, float]]:
-    """A function that evaluates the current model on ``eval_data``: the head on cached features when available;
-    embeddings for retrieval metrics, logits for classification."""
-
-    def encode(items: Any) -> np.ndarray:
-        return model.outputs(model, items, batch_size)  # embeddings, or a classifier's logits
-
-    def evaluate() -> dict[str, float]:
-        cached = {k: head_outputs(model, v) for k, v in eval_features.items()} if eval_features is not None else None
-        return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
-
-    return evaluate
-
-
-def baseline_metrics(
-    model: EmbeddingModel,
-    eval_data: LabeledData | PairData,
-    eval_features: dict[str, torch.Tensor] | None,
-    *,
-    batch_size: int,
-    metric_kwargs: dict[str, Any],
-) -> dict[str, float]:
-    """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
-    pretrained model gives without any tuning). Classifiers: the freshly initialised head (about chance)."""
-    if model.task == "classification":
-        return evaluation_function(
-            model, eval_data, eval_features, batch_size=batch_size, metric_kwargs=metric_kwargs
-        )()
-
-    def encode(items: Any) -> np.ndarray:
-        return model.outputs(model.features, items, batch_size)
-
-    cached = {k: v.float().numpy() for k, v in eval_features.items()} if eval_features is not None else None
-    return _metrics(encode, cached, eval_data, model.task, metric_kwargs)
-
-
-def retrieval_examples(
-    model: EmbeddingModel,
-    eval_data: LabeledData,
-    eval_features: dict[str, torch.Tensor] | None,
-    *,
-    queries: int = 4,
-    k: int = 5,
-) -> list[dict[str, Any]]:
+def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k: int = 5) -> list[dict[str, Any]]:
     """A few evaluation queries with their top-k neighbours (leave-one-out), for the HTML report."""
-    cached = eval_features["items"] if eval_features is not None else None
+    eval_data, model = data.eval, plan.model
+    if eval_data is None or data.pairs or model.task != "embedding":
+        return []
+    cached = plan.eval_features["items"] if plan.eval_features is not None else None
     vectors = head_outputs(model, cached) if cached is not None else model.encode(eval_data.items)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng(0)
@@ -217,3 +250,10 @@ def retrieval_examples(
             }
         )
     return examples
+
+
+def write_outputs(run: Run, output: OutputConfig) -> None:
+    """``output_dir/model`` and ``output_dir/report`` (rank 0 only)."""
+    if output.output_dir is not None and distributed.is_main_process():
+        run.save(Path(output.output_dir) / "model")
+        run.report(Path(output.output_dir) / "report")

@@ -58,6 +58,24 @@ class EmbeddingModel(TailoredModel):
     def classes(self) -> list[str]:
         return list(self.spec.get("classes", []))
 
+    def feature_dim(self) -> int:
+        """Size of the pooled backbone features (what the head sees), measured on `example_input`."""
+        return self._width(self.features)
+
+    def embedding_dim(self) -> int:
+        """Size of what `encode` returns: the head's output, else the features (classifiers: the features)."""
+        return self._width(self.features if self.task == "classification" else self)
+
+    def _width(self, fn: Callable[[Any], torch.Tensor]) -> int:
+        from finetuner.core.device import move_to
+
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            outputs = fn(move_to(self.example_input(), self._device()))
+        self.train(was_training)
+        return int(outputs.shape[1])
+
     def _device(self) -> torch.device:
         parameter = next(self.parameters(), None)
         return parameter.device if parameter is not None else torch.device("cpu")
@@ -114,6 +132,12 @@ class EmbeddingModel(TailoredModel):
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+    def evaluation_outputs(self, items: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        """What metrics are computed on: normalised embeddings, or a classifier's logits."""
+        if self.task == "classification":
+            return self.outputs(self, items, batch_size)
+        return self.encode(items, batch_size)
 
     def predict(self, items: Sequence[Any], batch_size: int = 64, *, num_workers: int | str = "auto") -> list[str]:
         """Class names predicted for raw items (classification models only).

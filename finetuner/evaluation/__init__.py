@@ -1,4 +1,4 @@
-"""Evaluation: pure, chunked retrieval metrics, classification metrics, and thin evaluators.
+"""Evaluation: pure, chunked retrieval metrics, classification metrics, and the one `Evaluator`.
 
 Example:
     >>> import numpy as np
@@ -7,13 +7,11 @@ Example:
     >>> metrics = retrieval_metrics(emb, np.arange(100) % 10, k=(1, 10))
 """
 
-from finetuner.evaluation.base import Evaluator
-from finetuner.evaluation.evaluator import RetrievalEvaluator, evaluate_data
+from finetuner.evaluation.evaluator import Evaluator, evaluate_data
 from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
 
 __all__ = [
     "Evaluator",
-    "RetrievalEvaluator",
     "classification_metrics",
     "evaluate_data",
     "pair_metrics",

@@ -1,84 +1,130 @@
-"""``RetrievalEvaluator``: encode labelled items, then :func:`retrieval_metrics`."""
+"""`Evaluator`: the one evaluation path of `fit`, its callbacks and `finetuner.evaluate`.
+
+An evaluator holds one evaluation set; it is called with a way of turning items into outputs: an ``encode``
+function over raw items, or outputs computed beforehand per column (cached features through the head).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from finetuner.evaluation.base import EncodeFn, Evaluator
-from finetuner.evaluation.metrics import pair_metrics, retrieval_metrics
+from finetuner.data import LabeledData, PairData, load_data
+from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
+
+logger = logging.getLogger("finetuner")
+
+EncodeFn = Callable[[Sequence[Any]], np.ndarray]
 
 
-class RetrievalEvaluator(Evaluator):
-    """Retrieval metrics of an encoder on labelled items, for checkpoint selection and reports.
+class Evaluator:
+    """Metrics of an encoder on one evaluation set.
+
+    Labelled data gives retrieval metrics (leave-one-out, or queries against ``index``); classification gives
+    accuracy of the logits, with labels aligned to the model's ``classes`` by name; pairs give ranking metrics
+    (query i's relevant document is document i).
 
     Args:
-        query_items: items that ``encode_fn`` accepts (paths, images, texts, tensors).
-        query_labels: one int label per query item.
-        index_items: the items to search; None for leave-one-out on the queries.
-        index_labels: one int label per index item; required with ``index_items``.
-        name: prefix of the returned keys.
-        **metric_kwargs: passed to :func:`retrieval_metrics` (``k``, ``distance``, ``max_queries``, ...).
+        data: `LabeledData` or `PairData` (anything `load_data` reads).
+        index: labelled data to search instead of leave-one-out; its labels are renumbered by class name.
+        task: ``embedding`` or ``classification``.
+        classes: the model's class names (classification: eval labels are mapped to these by name).
+        k, max_queries: passed to `retrieval_metrics`.
 
     Example:
-        >>> import numpy as np
-        >>> evaluator = RetrievalEvaluator([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], [0, 0, 1, 1], k=1)
-        >>> evaluator(lambda items: np.asarray(items, dtype=np.float32))["eval/map@r"]
+        >>> evaluator = Evaluator(LabeledData([[1, 0], [1, .1], [0, 1], [.1, 1]], [0, 0, 1, 1], ["a", "b"]), k=(1,))
+        >>> evaluator(lambda items: np.asarray(items, dtype=np.float32))["recall@1"]
         1.0
     """
 
-    primary_metric = "map@r"
-    greater_is_better = True
-
     def __init__(
         self,
-        query_items: Sequence,
-        query_labels: Sequence[int],
-        index_items: Sequence | None = None,
-        index_labels: Sequence[int] | None = None,
-        name: str = "eval",
-        **metric_kwargs,
+        data: Any,
+        index: Any = None,
+        *,
+        task: str = "embedding",
+        classes: Sequence[str] | None = None,
+        k: Sequence[int] = (1, 5, 10),
+        max_queries: int | None = None,
     ):
-        super().__init__(name)
-        if (index_items is None) != (index_labels is None):
-            raise ValueError("pass index_items and index_labels together, or neither for leave-one-out")
-        self.query_items = query_items
-        self.query_labels = query_labels
-        self.index_items = index_items
-        self.index_labels = index_labels
-        self.metric_kwargs = metric_kwargs
+        self.data = data if isinstance(data, (LabeledData, PairData)) else load_data(data)
+        self.index = None if index is None else index if isinstance(index, LabeledData) else load_data(index)
+        self.task, self.k, self.max_queries = task, tuple(k), max_queries
+        if self.index is not None and isinstance(self.data, PairData):
+            raise ValueError("index data applies to labelled queries; pairs are ranked against their own documents.")
+        self.labels = np.asarray(getattr(self.data, "labels", []))
+        self.known = None
+        if task == "classification" and classes is not None and isinstance(self.data, LabeledData):
+            self.labels, self.known = _align(self.data, list(classes))
 
-    def __call__(self, encode_fn: EncodeFn) -> dict[str, float]:
-        """Encode queries (and index) with ``encode_fn`` and return ``{f"{name}/{metric}": value}``."""
-        queries = encode_fn(self.query_items)
-        index = None if self.index_items is None else encode_fn(self.index_items)
-        metrics = retrieval_metrics(queries, self.query_labels, index, self.index_labels, **self.metric_kwargs)
-        return {f"{self.name}/{key}": value for key, value in metrics.items()}
+    @property
+    def primary_metric(self) -> str:
+        """The metric that selects checkpoints (greater is better)."""
+        if isinstance(self.data, PairData):
+            return "mrr"
+        return "accuracy" if self.task == "classification" else "map@r"
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        """The raw items of each column that the model encodes."""
+        data = self.data
+        if isinstance(data, PairData):
+            return {"queries": data.queries, "documents": data.documents}
+        return {"items": data.items} | ({"index": self.index.items} if self.index is not None else {})
+
+    def __call__(self, encode: EncodeFn) -> dict[str, float]:
+        """Encode each column with ``encode(items) -> (N, D)`` and compute the metrics."""
+        return self.from_outputs({column: encode(items) for column, items in self.columns().items()})
+
+    def from_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Metrics from outputs computed beforehand, one array per column of `columns`."""
+        if isinstance(self.data, PairData):
+            documents = outputs["documents"]
+            return pair_metrics(outputs["queries"], documents, np.arange(len(documents)), k=self.k)
+        items = np.asarray(outputs["items"])
+        if self.task == "classification":
+            return self._classification(items)
+        if self.index is None:
+            return retrieval_metrics(items, self.labels, k=self.k, max_queries=self.max_queries)
+        numbering = {name: i for i, name in enumerate(self.data.classes)}
+        index_labels = [numbering.get(self.index.classes[label], len(numbering) + label) for label in self.index.labels]
+        return retrieval_metrics(
+            items, self.labels, outputs["index"], index_labels, k=self.k, max_queries=self.max_queries
+        )
+
+    def _classification(self, logits: np.ndarray) -> dict[str, float]:
+        if self.known is None:
+            return classification_metrics(logits, self.labels)
+        metrics = classification_metrics(logits[self.known], self.labels[self.known]) if self.known.any() else {}
+        unknown = int((~self.known).sum())
+        if unknown:
+            metrics["unknown_class_items"] = float(unknown)
+        return metrics
 
 
-def evaluate_data(
-    encode: Callable[[Sequence], np.ndarray], query_data: Any, index_data: Any = None, **metric_kwargs: Any
-) -> dict[str, float]:
-    """Load labelled data or pairs (anything `finetuner.data.load_data` reads), encode it and compute
-    :func:`retrieval_metrics` (leave-one-out without ``index_data``) or :func:`pair_metrics`.
+def _align(data: LabeledData, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation labels renumbered to the model's class order, and which items have a class the model knows."""
+    numbering = {name: i for i, name in enumerate(classes)}
+    names = [data.classes[label] for label in data.labels]
+    unknown = sorted({name for name in names if name not in numbering})
+    if unknown:
+        logger.warning(
+            "evaluation data has %d classes the model was not trained on (%s); their items are left out of "
+            "accuracy and counted as unknown_class_items",
+            len(unknown),
+            ", ".join(unknown[:5]),
+        )
+    labels = np.asarray([numbering.get(name, -1) for name in names])
+    return labels, labels >= 0
 
-    Index labels are renumbered by class name to the query's numbering, so two folders with the same class
-    names compare whatever order their classes load in.
+
+def evaluate_data(encode: EncodeFn, query_data: Any, index_data: Any = None, **options: Any) -> dict[str, float]:
+    """`Evaluator` on data `load_data` reads, in one call: retrieval metrics (leave-one-out without
+    ``index_data``) or pair metrics.
 
     Example:
         >>> metrics = evaluate_data(model.encode, "data/query", "data/index", k=(1, 5))  # doctest: +SKIP
     """
-    from finetuner.data import PairData, load_data
-
-    query = load_data(query_data)
-    if isinstance(query, PairData):  # query i's relevant document is document i
-        k = metric_kwargs.get("k", (1, 5, 10))
-        return pair_metrics(encode(query.queries), encode(query.documents), np.arange(len(query)), k=k)
-    if index_data is None:
-        return retrieval_metrics(encode(query.items), query.labels, **metric_kwargs)
-    index = load_data(index_data)
-    numbering = {name: i for i, name in enumerate(query.classes)}
-    index_labels = [numbering.get(index.classes[label], len(numbering) + label) for label in index.labels]
-    return retrieval_metrics(encode(query.items), query.labels, encode(index.items), index_labels, **metric_kwargs)
+    return Evaluator(query_data, index_data, **options)(encode)

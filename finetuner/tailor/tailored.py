@@ -22,8 +22,15 @@ class TailoredModel(nn.Module):
     """A chopped backbone, a pooling step to ``(B, D)`` and an optional head.
 
     ``features(inputs) = pool(backbone(inputs))``; ``forward(inputs) = head(features)``, or the features when
-    there is no head. ``inputs`` is a tensor, or a dict of tensors passed to the backbone as keyword arguments.
-    ``embedding_layer`` records where the original model was cut (``None`` when unknown).
+    there is no head. ``inputs`` is a tensor, or a dict of tensors passed to the backbone as keyword arguments;
+    the model is called the way its original was: ``model(pixels)``, ``model(inputs_dict)`` or, for a Hugging
+    Face backbone, ``model(**tokenizer(...))``. ``embedding_layer`` records where the original model was cut
+    (``None`` when unknown).
+
+    Example:
+        >>> emb = to_embedding_model(AutoModel.from_pretrained(folder), example_input=dict(batch))  # doctest: +SKIP
+        >>> emb(**batch).shape  # doctest: +SKIP
+        torch.Size([2, 384])
     """
 
     def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module | None = None):
@@ -33,14 +40,24 @@ class TailoredModel(nn.Module):
         self.head = head
         self.embedding_layer: str | None = None
 
-    def features(self, inputs: Inputs) -> torch.Tensor:
+    def features(self, inputs: Inputs | None = None, **keyword_inputs: torch.Tensor) -> torch.Tensor:
         """The backbone's pooled output, ``(B, D)``: what the head sees."""
+        inputs = _one_input(inputs, keyword_inputs)
         output = self.backbone(**inputs) if isinstance(inputs, Mapping) else self.backbone(inputs)
         return self.pool(output)
 
-    def forward(self, inputs: Inputs) -> torch.Tensor:
-        features = self.features(inputs)
+    def forward(self, inputs: Inputs | None = None, **keyword_inputs: torch.Tensor) -> torch.Tensor:
+        features = self.features(inputs, **keyword_inputs)
         return self.head(features) if self.head is not None else features
+
+
+def _one_input(inputs: Inputs | None, keyword_inputs: dict[str, torch.Tensor]) -> Inputs:
+    """The positional input, or the keyword inputs as one dict (``model(**tokenizer(texts))``), not both."""
+    if keyword_inputs and inputs is not None:
+        raise TypeError("Call the model with one input (a tensor or a dict) or with keyword tensors, not both.")
+    if inputs is None and not keyword_inputs:
+        raise TypeError("The model needs an input: a tensor, a dict of tensors, or keyword tensors.")
+    return keyword_inputs if keyword_inputs else inputs
 
 
 def attach(model: nn.Module, head: nn.Module | None) -> TailoredModel:

@@ -20,6 +20,18 @@ logger = logging.getLogger("finetuner")
 class Callback:
     """Hooks called by the `Trainer`; override the ones you need."""
 
+    #: `Trainer` constructor arguments this callback calls (checked before the first epoch).
+    needs: tuple[str, ...] = ()
+
+    def check(self, trainer: Trainer) -> None:
+        """Raise a clear error when the trainer lacks something this callback calls."""
+        for name in self.needs:
+            if getattr(trainer, name) is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs the trainer's {name}: build Trainer(..., {name}=...) "
+                    "(finetuner.fit passes it)."
+                )
+
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first epoch."""
 
@@ -42,19 +54,18 @@ class EvaluationCallback(Callback):
     """
 
     def __init__(
-        self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_kwargs
+        self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_options
     ):
-        self.query_data, self.index_data, self.every, self.prefix = query_data, index_data, every, prefix
-        self.metric_kwargs = metric_kwargs
+        self.every, self.prefix = every, prefix
+        self.evaluator = None
+        if query_data is not None:
+            from finetuner.evaluation import Evaluator
+
+            self.evaluator = Evaluator(query_data, index_data, **metric_options)
+        self.needs = ("evaluate",) if self.evaluator is None else ("encode",)
 
     def compute(self, trainer: Trainer) -> dict[str, float]:
-        if self.query_data is None:
-            if trainer.evaluate is None:
-                raise ValueError("EvaluationCallback needs query_data, or eval_data given to fit().")
-            return trainer.evaluate()
-        from finetuner.evaluation import evaluate_data
-
-        return evaluate_data(trainer.encode, self.query_data, self.index_data, **self.metric_kwargs)
+        return trainer.evaluate() if self.evaluator is None else self.evaluator(trainer.encode)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if (trainer.epoch + 1) % self.every and trainer.epoch + 1 != trainer.config.epochs:
@@ -93,6 +104,8 @@ class _Monitor(Callback):
 
 class BestModelCheckpoint(_Monitor):
     """Saves the whole model to ``folder`` whenever ``monitor`` improves (rank 0 only)."""
+
+    needs = ("save_model",)
 
     def __init__(self, folder: str | Path, monitor: str = "eval/map@r", mode: str = "max"):
         super().__init__(monitor, mode)

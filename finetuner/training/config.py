@@ -15,7 +15,7 @@ class TrainConfig:
         batch_size: items per step (per process under DDP).
         learning_rate: peak learning rate of the model's trainable parameters.
         optimizer: ``adam``, ``adamw`` or ``sgd`` (any ``torch.optim`` class name works too).
-        optimizer_kwargs: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
+        optimizer_options: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
         loss_learning_rate: learning rate of the loss's own weights (ArcFace, proxies), in their own optimizer.
         scheduler: None, ``cosine`` or ``linear`` (decay to 0 after a linear warm-up).
         warmup_ratio: fraction of all steps spent warming up.
@@ -27,13 +27,18 @@ class TrainConfig:
         num_items_per_class: items of each class in a batch for metric losses.
         num_workers: DataLoader workers, or ``auto``.
         compile: wrap the model in ``torch.compile`` (CUDA only).
+        loss: a pytorch-metric-learning loss name or a finetuner pair loss name (None: the task's default:
+            ``TripletMarginLoss`` for labelled data, ``CrossEntropyLoss`` for classification, the backend's pair
+            loss for pairs), or a module.
+        miner: a pytorch-metric-learning miner name, or a module.
+        loss_options, miner_options: keyword arguments for the loss and the miner.
     """
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     optimizer: str = "adam"
-    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
     loss_learning_rate: float = 1e-2
     scheduler: str | None = None
     warmup_ratio: float = 0.0
@@ -44,6 +49,10 @@ class TrainConfig:
     num_items_per_class: int = 4
     num_workers: int | str = "auto"
     compile: bool = False
+    loss: str | Any | None = None
+    miner: str | Any | None = None
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    miner_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -60,5 +69,9 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable view, for checkpoints and reports."""
-        return asdict(self)
+        """JSON-serialisable view, for checkpoints and reports (a loss or miner module by its class name)."""
+        values = asdict(self)
+        for key in ("loss", "miner"):
+            if values[key] is not None and not isinstance(values[key], str):
+                values[key] = type(values[key]).__name__
+        return values

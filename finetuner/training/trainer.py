@@ -32,6 +32,9 @@ class Trainer:
         config: the `TrainConfig`.
         miner: optional pytorch-metric-learning miner for metric losses.
         callbacks: `Callback` objects.
+        evaluate: ``evaluate() -> metrics`` of the model being trained (what `EvaluationCallback` records).
+        encode: ``encode(items) -> (N, D)`` raw items to vectors (for an `EvaluationCallback` with its own data).
+        save_model: ``save_model(folder)`` writes the whole model (for `BestModelCheckpoint`).
 
     Example:
         >>> trainer = Trainer(head, loss, TensorBatches([features], labels, sampler), TrainConfig(epochs=3))
@@ -47,6 +50,9 @@ class Trainer:
         *,
         miner: nn.Module | None = None,
         callbacks: Sequence[Callback] = (),
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        encode: Callable[[list], np.ndarray] | None = None,
+        save_model: Callable[[str], Any] | None = None,
         description: str = "train",
     ):
         self.model, self.loss, self.miner, self.batches, self.config = model, loss, miner, batches, config
@@ -58,10 +64,7 @@ class Trainer:
         self.epoch = 0
         self.global_step = 0
         self.should_stop = False
-        # Set by `finetuner.fit` so callbacks can encode raw items and save the whole model.
-        self.encode: Callable[[list], np.ndarray] | None = None
-        self.evaluate: Callable[[], dict[str, float]] | None = None
-        self.save_model: Callable[[str], None] | None = None
+        self.evaluate, self.encode, self.save_model = evaluate, encode, save_model
         self._resume_state: dict[str, Any] | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
@@ -82,7 +85,7 @@ class Trainer:
         self.model.to(self.device, memory_format=torch.channels_last)
         self.loss.to(self.device)
         config = self.config
-        self.optimizers = [build_optimizer(params, config.optimizer, config.learning_rate, **config.optimizer_kwargs)]
+        self.optimizers = [build_optimizer(params, config.optimizer, config.learning_rate, **config.optimizer_options)]
         loss_params = [p for p in self.loss.parameters() if p.requires_grad]
         if loss_params:  # ArcFace / proxy weights learn at their own, usually larger, rate
             self.optimizers.append(build_optimizer(loss_params, config.optimizer, config.loss_learning_rate))
@@ -116,6 +119,8 @@ class Trainer:
 
     def fit(self) -> list[dict[str, Any]]:
         """Run the loop for ``config.epochs`` (from the resumed epoch, if any) and return the history."""
+        for callback in self.callbacks:
+            callback.check(self)
         model = self._setup()
         for callback in self.callbacks:
             callback.on_fit_start(self)

@@ -1,0 +1,254 @@
+"""`FitConfig`: every setting of `finetuner.fit`, in sections, with one set of defaults for Python and the CLI.
+
+`fit(**options)` and `finetuner fit --option value` both build a `FitConfig`; a config file (JSON or YAML) holds
+the same sections, so a run is reproduced from its file in either front door.
+
+Example:
+    >>> config = FitConfig.from_options(freeze=True, output_dim=128, epochs=5)
+    >>> config.model.output_dim, config.training.epochs
+    (128, 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetuner.training.config import TrainConfig
+
+TASKS = ("embedding", "classification")
+
+
+@dataclass
+class ModelConfig:
+    """How the model is built and tailored.
+
+    Attributes:
+        task: ``embedding`` (metric learning) or ``classification`` (the classifier becomes
+            ``Linear(features, len(classes))``).
+        freeze: True for the whole backbone, layer names / prefixes, or ``"first:N"`` for the first N transformer
+            blocks (with the embeddings).
+        output_dim: size of the trainable head's output (None: no head).
+        layer_name: cut the network after this layer (`display` lists them); None: the layer feeding the original
+            classifier.
+        head: head name (``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
+        lora: True or LoRA options to train low-rank adapters instead of the backbone's weights.
+        pretrained: load pretrained weights (from disk; never downloaded).
+        input_size: one sample's shape, for a custom ``nn.Module``.
+        example_input: a batch a custom ``nn.Module`` accepts (instead of ``input_size``).
+        model_options: passed to the model's builder, e.g. ``{"pooling": "cls"}`` or ``{"weights": "r50.pth"}``.
+    """
+
+    task: str = "embedding"
+    freeze: bool | str | list[str] = False
+    output_dim: int | None = None
+    layer_name: str | None = None
+    head: Any = "projection"
+    lora: bool | dict[str, Any] | None = None
+    pretrained: bool = True
+    input_size: tuple[int, ...] | None = None
+    example_input: Any = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        if self.output_dim is not None and (isinstance(self.output_dim, bool) or self.output_dim < 1):
+            raise ValueError(f"output_dim must be a positive size or None (no head), got {self.output_dim!r}.")
+        if self.input_size is not None:
+            self.input_size = tuple(self.input_size)
+            if not all(isinstance(v, int) and v > 0 for v in self.input_size):
+                raise ValueError(f"input_size must be positive ints such as (3, 224, 224), got {self.input_size}.")
+
+
+@dataclass
+class DataConfig:
+    """How training data is read and held out.
+
+    Attributes:
+        val_split: hold out this fraction of the training data for evaluation when no ``eval_data`` is given.
+        augment: light training augmentation of images (random resized crop, flip).
+    """
+
+    val_split: float = 0.0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"val_split must be in [0, 1), got {self.val_split}.")
+
+
+@dataclass
+class CacheConfig:
+    """The feature cache of frozen backbones.
+
+    Attributes:
+        cache: with a frozen backbone, compute its features once and train the head on them.
+        cache_views: augmented views cached per item (1: none).
+        cache_dtype: ``float32`` or ``float16`` storage.
+        cache_dir: where features go (default ``$FINETUNER_CACHE`` or ``~/.cache/finetuner``).
+    """
+
+    cache: bool = True
+    cache_views: int = 1
+    cache_dtype: str = "float32"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cache_views, bool) or self.cache_views < 1:
+            raise ValueError(f"cache_views must be at least 1 (1: no augmentation), got {self.cache_views!r}.")
+        if self.cache_dtype not in ("float32", "float16"):
+            raise ValueError(f"cache_dtype must be 'float32' or 'float16', got {self.cache_dtype!r}.")
+
+
+@dataclass
+class EvalConfig:
+    """Retrieval evaluation before, during and after training.
+
+    Attributes:
+        k: cut-offs of recall@k, precision@k, map@k and ndcg@k.
+        max_queries: evaluate on at most this many queries (a seeded sample).
+    """
+
+    k: tuple[int, ...] = (1, 5, 10)
+    max_queries: int | None = None
+
+    def __post_init__(self) -> None:
+        self.k = (self.k,) if isinstance(self.k, int) else tuple(self.k)
+        if not self.k or not all(isinstance(v, int) and v > 0 for v in self.k):
+            raise ValueError(f"k must be positive cut-offs such as (1, 5, 10), got {self.k}.")
+
+
+@dataclass
+class OutputConfig:
+    """What `fit` writes.
+
+    Attributes:
+        output_dir: writes ``model/``, ``checkpoints/`` (resumable) and ``report/`` there (None: nothing written).
+        resume_from: a checkpoint folder (e.g. ``output_dir/checkpoints``) to continue from.
+    """
+
+    output_dir: str | None = None
+    resume_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_dir is not None and Path(self.output_dir).is_file():
+            raise ValueError(f"output_dir {self.output_dir} is a file: give a folder path (it is created if needed).")
+        if self.resume_from is not None and not Path(self.resume_from).is_dir():
+            raise FileNotFoundError(
+                f"resume_from={self.resume_from} is not a folder: give the checkpoints folder a previous run wrote "
+                "(output_dir/checkpoints)."
+            )
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "training": TrainConfig,
+    "cache": CacheConfig,
+    "evaluation": EvalConfig,
+    "output": OutputConfig,
+}
+
+
+@dataclass
+class FitConfig:
+    """All settings of one `fit`, by section. Flat option names map one-to-one to section fields.
+
+    Example:
+        >>> FitConfig.from_options(learning_rate=1e-4).training.learning_rate
+        0.0001
+        >>> FitConfig.load("run.yaml")  # doctest: +SKIP
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @staticmethod
+    def option_names() -> dict[str, str]:
+        """Every flat option name and the section it belongs to."""
+        return {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_options(cls, base: FitConfig | Mapping[str, Any] | None = None, **options: Any) -> FitConfig:
+        """A config from flat options (``epochs=5``) on top of ``base`` (a `FitConfig` or its `to_dict`).
+
+        Unknown names raise a ValueError naming the closest known ones.
+        """
+        values = cls._as_dict(base)
+        names = cls.option_names()
+        for name, value in options.items():
+            if name not in names:
+                close = difflib.get_close_matches(name, list(names), n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"Unknown fit option {name!r}.{hint} FitConfig.option_names() lists them all.")
+            values[names[name]][name] = value
+        return cls(**{section: SECTIONS[section](**fields) for section, fields in values.items()})
+
+    @classmethod
+    def _as_dict(cls, base: FitConfig | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+        if base is None:
+            return {section: {} for section in SECTIONS}
+        if isinstance(base, FitConfig):
+            return {section: dict(vars(getattr(base, section))) for section in SECTIONS}
+        unknown = set(base) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"Unknown config sections {sorted(unknown)}: the sections are {list(SECTIONS)}.")
+        return {section: dict(base.get(section) or {}) for section in SECTIONS}
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The JSON-serialisable sections (objects such as a custom head or loss appear by their class name)."""
+        return {section: {k: _jsonable(v) for k, v in vars(getattr(self, section)).items()} for section in SECTIONS}
+
+    @classmethod
+    def load(cls, path: str | Path) -> FitConfig:
+        """Read a config file written by `save` (``.json``, ``.yaml`` or ``.yml``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file {path} does not exist.")
+        text = path.read_text()
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as error:  # noqa: BLE001 - any parse error is the same user error
+            raise ValueError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"Config file {path} must hold a mapping of sections {list(SECTIONS)}.")
+        return cls.from_options(data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON, or YAML for a ``.yaml``/``.yml`` path."""
+        path = Path(path)
+        data = self.to_dict()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+        else:
+            path.write_text(json.dumps(data, indent=2))
+        return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return None if hasattr(value, "shape") else type(value).__name__
