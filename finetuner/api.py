@@ -252,7 +252,9 @@ def fit(
         encode=net.evaluation_outputs,
         save_model=net.save,
     )
-    metrics = {"before": _main_process_metrics("before training", plan.untuned_metrics)} if plan.evaluator is not None else {}
+    metrics = {}
+    if plan.evaluator is not None:
+        metrics["before"] = _main_process_metrics("before training", plan.untuned_metrics)
     if config.output.resume_from is not None:
         trainer.resume_from(load_checkpoint(config.output.resume_from))
     history = trainer.fit()
