@@ -5,23 +5,22 @@ Heavy libraries (torch, timm, transformers) are imported inside the commands, so
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(
     help="Turn a pretrained model into a task-specific embedding model or classifier, on your own data.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-DEMO_MODEL = "efficientnet_lite0"
-DEMO_TRAIN = "fashion-mnist"
-DEMO_EVAL = "fashion-mnist:test"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -41,12 +40,57 @@ def _parse_freeze(value: str) -> bool | str | list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError)
 
 
-@app.command("list-models")
+def _version(value: bool) -> None:
+    if value:
+        from finetuner import __version__
+
+        typer.echo(f"finetuner {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(context_settings={"help_option_names": ["-h", "--help"]})
+def main_options(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True)
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the full traceback of an error")] = False,
+) -> None:
+    """Turn a pretrained model into a task-specific embedding model or classifier, on your own data."""
+    ctx.obj = {"debug": debug}
+
+
+def command(name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command whose errors print as one line and exit with 1 (2 stays for usage errors);
+    ``--debug`` shows the traceback instead."""
+
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(function)
+        def guarded(ctx: typer.Context, **kwargs: Any) -> None:
+            try:
+                function(**kwargs)
+            except (typer.Exit, typer.Abort, typer.TyperException):
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure becomes one line unless --debug
+                if (ctx.find_root().obj or {}).get("debug"):
+                    raise
+                hint = "" if isinstance(error, USER_ERRORS) else " (run with --debug for the traceback)"
+                typer.secho(f"error: {error}{hint}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(code=1) from None
+
+        signature = inspect.signature(function, eval_str=True)
+        context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+        guarded.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])
+        app.command(name)(guarded)
+        return function
+
+    return register
+
+
+@command("list-models")
 def list_models_command(pattern: Annotated[str, typer.Argument(help="fnmatch pattern, e.g. 'resnet*'")] = "*") -> None:
     """List registered model names with backend, embedding size and weight source (any timm name works too)."""
     from finetuner.api import list_models
@@ -59,7 +103,7 @@ def list_models_command(pattern: Annotated[str, typer.Argument(help="fnmatch pat
         typer.echo(f"{entry.name:<{width}}  {entry.backend:<11}  {dim:>5}  {entry.weights}")
 
 
-@app.command()
+@command()
 def display(
     model: Annotated[str, typer.Argument(help="model name, timm name or saved folder")],
     input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,
@@ -68,91 +112,153 @@ def display(
     from finetuner.api import display as display_model
     from finetuner.model import is_saved_model
 
-    try:
-        size = tuple(int(v) for v in input_size.split(",")) if input_size else None
-        if is_saved_model(model):
-            from finetuner.api import load
+    size = tuple(int(v) for v in input_size.split(",")) if input_size else None
+    if is_saved_model(model):
+        from finetuner.api import load
 
-            display_model(load(model))
-        else:
-            display_model(model, input_size=size)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+        display_model(load(model))
+    else:
+        display_model(model, input_size=size)
 
 
-@app.command()
+DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "eval_data": "fashion-mnist:test"}
+DEMO_OPTIONS = {"freeze": True, "output_dim": 128}
+CLI_OUTPUT_DIR = "finetuner-output"
+_NOT_ON_THE_CLI = ("example_input",)  # Python objects, not text
+
+
 def fit(
-    model: Annotated[str, typer.Argument(help="model name, timm name or folder")] = DEMO_MODEL,
-    train_data: Annotated[str, typer.Argument(help="image folder, CSV, 'fashion-mnist' or 'fortunes'")] = DEMO_TRAIN,
-    eval_data: Annotated[str | None, typer.Option(help="evaluation data (default: the demo's test split)")] = None,
-    task: Annotated[str, typer.Option(help="embedding or classification")] = "embedding",
-    freeze: Annotated[str, typer.Option(help="true, false, first:N, or layer names separated by commas")] = "true",
-    output_dim: Annotated[int, typer.Option(help="size of the projection head's output; 0: no head")] = 128,
-    layer_name: Annotated[str | None, typer.Option(help="cut the model after this layer")] = None,
-    head: Annotated[str, typer.Option(help="projection or linear")] = "projection",
-    loss: Annotated[str | None, typer.Option(help="loss name, e.g. TripletMarginLoss, ArcFaceLoss")] = None,
-    miner: Annotated[str | None, typer.Option(help="miner name, e.g. MultiSimilarityMiner")] = None,
-    epochs: Annotated[int, typer.Option()] = 10,
-    batch_size: Annotated[int, typer.Option()] = 64,
-    learning_rate: Annotated[float, typer.Option()] = 1e-3,
-    optimizer: Annotated[str, typer.Option()] = "adam",
-    scheduler: Annotated[str | None, typer.Option(help="cosine or linear")] = None,
-    val_split: Annotated[float, typer.Option(help="hold out this fraction of the training data")] = 0.0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16, fp16")] = "auto",
-    seed: Annotated[int, typer.Option()] = 0,
-    augment: Annotated[bool, typer.Option(help="light training augmentation (crop, flip)")] = True,
-    cache: Annotated[bool, typer.Option(help="cache frozen-backbone features")] = True,
-    cache_views: Annotated[int, typer.Option(help="augmented views to cache per item")] = 1,
-    lora: Annotated[bool, typer.Option(help="train LoRA adapters on the backbone")] = False,
-    pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk")] = True,
-    output_dir: Annotated[Path, typer.Option(help="where model/, checkpoints/ and report/ go")] = Path(
-        "finetuner-output"
-    ),
-    resume: Annotated[bool, typer.Option(help="continue from output_dir/checkpoints")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    model: str | None,
+    train_data: str | None,
+    eval_data: str | None,
+    config: Path | None,
+    print_config: bool,
+    resume: bool,
+    verbose: bool,
+    **options: str | bool | None,
 ) -> None:
-    """Fine-tune a model. With no arguments: EfficientNet-Lite0 on the embedded Fashion-MNIST subset."""
+    """Fine-tune a model. With no MODEL and TRAIN_DATA: the demo, EfficientNet-Lite0 (frozen, 128-d head) on the
+    embedded Fashion-MNIST subset. Every option of finetuner.fit is here, with the same defaults; --config reads a
+    file written by --print-config (options given here override it)."""
     _setup_logging(verbose)
+    from finetuner.config import FitConfig
+
+    given = {name: _parse_option(name, value) for name, value in options.items() if value is not None}
+    if model is None and train_data is None:
+        model, train_data, eval_data = DEMO["model"], DEMO["train_data"], eval_data or DEMO["eval_data"]
+        given = DEMO_OPTIONS | given
+    if model is None or train_data is None:
+        raise typer.BadParameter("give both MODEL and TRAIN_DATA, or neither for the demo")
+    base = FitConfig.load(config) if config is not None else None
+    fit_config = FitConfig.from_options(base, **given)
+    if fit_config.output.output_dir is None:
+        fit_config.output.output_dir = CLI_OUTPUT_DIR
+    if print_config:
+        typer.echo(json.dumps(fit_config.to_dict(), indent=2))
+        return
+    if resume:
+        checkpoints = Path(fit_config.output.output_dir) / "checkpoints"
+        if not checkpoints.is_dir():
+            raise FileNotFoundError(f"--resume: no checkpoints in {checkpoints}; run without --resume to start.")
+        fit_config.output.resume_from = str(checkpoints)
     from finetuner.api import fit as fit_model
 
-    if eval_data is None and val_split == 0 and train_data == DEMO_TRAIN:
-        eval_data = DEMO_EVAL
-    checkpoints = output_dir / "checkpoints"
-    try:
-        run = fit_model(
-            model,
-            train_data,
-            eval_data,
-            task=task,
-            freeze=_parse_freeze(freeze),
-            output_dim=output_dim if task == "embedding" and output_dim > 0 else None,
-            layer_name=layer_name,
-            head=head,
-            loss=loss,
-            miner=miner,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            val_split=val_split,
-            device=device,
-            precision=precision,
-            seed=seed,
-            augment=augment,
-            cache=cache,
-            cache_views=cache_views,
-            lora=lora or None,
-            pretrained=pretrained,
-            output_dir=output_dir,
-            resume_from=checkpoints if resume and checkpoints.exists() else None,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    run = fit_model(model, train_data, eval_data, config=fit_config)
+    out = Path(fit_config.output.output_dir)
     _print_metrics(run.metrics)
-    typer.echo(f"model saved to {output_dir / 'model'}  (load it with finetuner.load('{output_dir / 'model'}'))")
-    typer.echo(f"report: {output_dir / 'report' / 'report.html'}")
+    typer.echo(f"model saved to {out / 'model'}  (load it with finetuner.load('{out / 'model'}'))")
+    typer.echo(f"report: {out / 'report' / 'report.html'}")
+
+
+def _fit_signature() -> inspect.Signature:
+    """`fit`'s CLI parameters: its own, then one option per `FitConfig` field (defaults live in FitConfig)."""
+    from finetuner.config import SECTIONS
+
+    own = [
+        _argument("model", "model name, timm name or folder (omit with TRAIN_DATA for the demo)"),
+        _argument("train_data", "image folder, CSV, 'fashion-mnist' or 'fortunes'"),
+        _option("eval_data", str | None, "evaluation data (the demo: its test split)"),
+        _option("config", Path | None, "a JSON/YAML file of settings (see --print-config)"),
+        _option("print_config", bool, "print the settings as JSON and exit", default=False),
+        _option("resume", bool, "continue from OUTPUT_DIR/checkpoints", default=False),
+        _option("verbose", bool, "debug logging", default=False, names=("--verbose", "-v")),
+    ]
+    fields = []
+    for section, cls in SECTIONS.items():
+        helps = _attribute_help(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in _NOT_ON_THE_CLI:
+                continue
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            kind = bool | None if field.type == "bool" else str | None
+            text = f"{helps.get(field.name, '')} [default: {default}]".replace("``", "")
+            fields.append(_option(field.name, kind, text, panel=f"{section} settings"))
+    return inspect.Signature(own + fields)
+
+
+def _argument(name: str, help: str) -> inspect.Parameter:
+    annotation = Annotated[str | None, typer.Argument(help=help, show_default=False)]
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
+
+
+def _option(
+    name: str, kind: Any, help: str, default: Any = None, names: tuple[str, ...] = (), panel: str | None = None
+) -> inspect.Parameter:
+    flag = "--" + _flag(name)
+    if kind is bool or kind == bool | None:
+        names = names or (f"{flag}/--no-{flag[2:]}",)
+    annotation = Annotated[kind, typer.Option(*names, help=help, show_default=False, rich_help_panel=panel)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _attribute_help(cls: type) -> dict[str, str]:
+    """``name: text`` lines of a dataclass docstring's Attributes section (``a, b: text`` names both)."""
+    helps: dict[str, str] = {}
+    names: list[str] = []
+    for line in (cls.__doc__ or "").split("Attributes:", 1)[-1].splitlines():
+        head, sep, text = line.strip().partition(": ")
+        if sep and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            names = [n.strip() for n in head.split(",")]
+            for name in names:
+                helps[name] = text.strip()
+        elif line.strip() and names:
+            for name in names:
+                helps[name] += " " + line.strip()
+    return helps
+
+
+def _parse_option(name: str, text: Any) -> Any:
+    """A CLI value for the `FitConfig` field ``name``: JSON (numbers, true/false, null, {...} objects), comma
+    lists for shapes and cut-offs, ``freeze`` values, else the text itself."""
+    if isinstance(text, bool):
+        return text
+    if name == "freeze":
+        return _parse_freeze(text)
+    if name in ("input_size", "k"):
+        try:
+            return tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"--{_flag(name)} takes integers separated by commas, got {text!r}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        if text.lstrip().startswith("{"):
+            raise typer.BadParameter(f"--{_flag(name)} is not valid JSON: {text}") from None
+        return text
+    if name in _TEXT_FIELDS and value is not None:
+        return text
+    return value
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+_TEXT_FIELDS = ("layer_name", "optimizer", "scheduler", "loss", "miner", "head", "device", "output_dir", "cache_dir")
+
+
+fit.__signature__ = _fit_signature()
+command("fit")(fit)
 
 
 def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
@@ -165,7 +271,7 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
         typer.echo(f"{key:<10} {before:>8.4f} {metrics['after'][key]:>8.4f}")
 
 
-@app.command("eval")
+@command("eval")
 def evaluate(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
     query_data: Annotated[str, typer.Argument(help="labelled data (folder, CSV) or pairs")],
@@ -175,17 +281,14 @@ def evaluate(
     """Retrieval metrics of a saved model (Recall@k, Precision@k, mAP, nDCG@k, MRR) as JSON."""
     from finetuner.api import evaluate as evaluate_model
 
-    try:
-        metrics = evaluate_model(str(model), query_data, index_data, batch_size=batch_size)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    metrics = evaluate_model(str(model), query_data, index_data, batch_size=batch_size)
     typer.echo(json.dumps(metrics, indent=2))
 
 
-@app.command()
+@command()
 def encode(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
-    items: Annotated[list[str], typer.Argument(help="image files or texts")],
+    items: Annotated[list[str], typer.Argument(help="image files, texts, folders, CSV or .txt files (one per line)")],
     output: Annotated[Path, typer.Option(help=".npy file for the (N, D) embeddings")] = Path("embeddings.npy"),
     batch_size: Annotated[int, typer.Option()] = 64,
 ) -> None:
@@ -194,15 +297,13 @@ def encode(
 
     from finetuner.api import load
 
-    try:
-        vectors = load(model).encode(items, batch_size)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    expanded = [item for given in items for item in (_read_items(given) if _is_collection(given) else [given])]
+    vectors = load(model).encode(expanded, batch_size)
     np.save(output, vectors)
     typer.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output}")
 
 
-@app.command()
+@command()
 def export(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
     output: Annotated[Path, typer.Argument(help="the .onnx file to write")] = Path("model.onnx"),
@@ -210,14 +311,11 @@ def export(
     """Export a saved model to ONNX, checked against PyTorch with onnxruntime."""
     from finetuner.api import load
 
-    try:
-        path = load(model).export_onnx(output)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    path = load(model).export_onnx(output)
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@command()
 def index(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
     data: Annotated[str, typer.Argument(help="an image folder, a CSV, or a text file with one item per line")],
@@ -227,18 +325,15 @@ def index(
     """Encode a collection with a saved model and write a search index next to the model's name."""
     from finetuner.api import load
 
-    try:
-        embedding_model = load(model)
-        items = _read_items(data)
-        built = embedding_model.build_index(items, kind=kind)
-        built.save(output)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    embedding_model = load(model)
+    items = _read_items(data)
+    built = embedding_model.build_index(items, kind=kind)
+    built.save(output)
     (output / "model.txt").write_text(str(model.resolve()))
     typer.echo(f"indexed {len(built)} items into {output}")
 
 
-@app.command()
+@command()
 def search(
     index_folder: Annotated[Path, typer.Argument(help="a folder written by `finetuner index`")],
     queries: Annotated[list[str], typer.Argument(help="query images or texts")],
@@ -249,16 +344,19 @@ def search(
     from finetuner.api import load
     from finetuner.search import Index
 
-    try:
-        model_folder = model or Path((index_folder / "model.txt").read_text().strip())
-        found = Index.load(index_folder).search_results(load(model_folder).encode(queries), k)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
+    model_folder = model or Path((index_folder / "model.txt").read_text().strip())
+    found = Index.load(index_folder).search_results(load(model_folder).encode(queries), k)
     for query, results in zip(queries, found):
         typer.echo(query)
         for rank, result in enumerate(results, 1):
             shown = result["payload"] if result["payload"] is not None else result["id"]
             typer.echo(f"  {rank}. {result['score']:.4f}  {shown}")
+
+
+def _is_collection(item: str) -> bool:
+    """A folder, CSV or .txt file that holds many items (anything else is one image path or text)."""
+    path = Path(item)
+    return path.is_dir() or (path.is_file() and path.suffix in (".csv", ".txt"))
 
 
 def _read_items(data: str) -> list:

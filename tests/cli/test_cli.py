@@ -80,7 +80,15 @@ def test_list_models_and_display(tmp_path):
 
 def test_bad_input_exits_with_a_clear_message(tmp_path):
     result = runner.invoke(app, ["fit", "test_cnn", str(tmp_path / "missing"), "--no-pretrained"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a runtime error; 2 is for usage errors
     assert "missing" in result.output
     result = runner.invoke(app, ["fit", "resnet5O", "fashion-mnist"])
-    assert result.exit_code == 2 and "resnet50" in result.output
+    assert result.exit_code == 1 and "resnet50" in result.output
+
+
+def test_encode_accepts_a_folder_like_index(trained, image_folders, tmp_path):
+    out, _ = trained
+    target = tmp_path / "folder.npy"
+    result = runner.invoke(app, ["encode", str(out / "model"), str(image_folders[1]), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert np.load(target).shape == (len(list(image_folders[1].rglob("*.png"))), 8)

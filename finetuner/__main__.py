@@ -1,0 +1,5 @@
+"""``python -m finetuner``: the `finetuner` command."""
+
+from finetuner.cli import main
+
+main()
