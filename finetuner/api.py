@@ -194,11 +194,12 @@ def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
 
 
 def _make_head(head: str | nn.Module, tailored: nn.Module, example_input: Any, output_dim: int) -> nn.Module:
-    from finetuner.tailor.heads import make_head
+    from finetuner.tailor import check_head, create_head
 
+    check_head(head)
     if isinstance(head, nn.Module):
         return head
-    return make_head(head, _feature_dim(tailored, example_input), output_dim)
+    return create_head(head, _feature_dim(tailored, example_input), output_dim)
 
 
 def fit(

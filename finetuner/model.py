@@ -153,7 +153,7 @@ class EmbeddingModel(TailoredModel):
             "torch_version": torch.__version__,
             "spec": self.spec,
             "pool": self.pool.config(),
-            "head": self.head.config() if self.head is not None else None,
+            "head": self.head.to_config() if self.head is not None else None,
             "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
         }
         with atomic_folder(folder) as staging:
@@ -174,7 +174,7 @@ class EmbeddingModel(TailoredModel):
 
         from finetuner.data.preprocessing import preprocessing_from_config
         from finetuner.models import rebuild_backbone
-        from finetuner.tailor import FeaturePool, build_head, chop
+        from finetuner.tailor import FeaturePool, chop, head_from_config
 
         folder = Path(folder)
         config = read_config(folder)
@@ -185,7 +185,7 @@ class EmbeddingModel(TailoredModel):
         if spec.get("layer_name"):
             shell.backbone = chop(backbone, spec["layer_name"], example_input=shell.example_input())
         if config["head"] is not None:
-            shell.head = build_head(config["head"])
+            shell.head = head_from_config(config["head"])
         load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
         if device is not None:
             from finetuner.core.device import resolve_device
