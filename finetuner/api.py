@@ -276,7 +276,7 @@ def fit(
     """
     from finetuner import _fit
     from finetuner.core.device import resolve_device, seed_everything
-    from finetuner.data import PairData, check_labels_for_pair_loss, load_data
+    from finetuner.data import PairData, check_at_least_two_classes, load_data
     from finetuner.training import Trainer, build_loss, build_miner, distributed
     from finetuner.training.cache import FeatureCache
     from finetuner.training.checkpoint import load_checkpoint
@@ -340,7 +340,7 @@ def fit(
         **(loss_options or {}),
     )
     if not pairs and needs_two_classes(loss_module):
-        check_labels_for_pair_loss(train)
+        check_at_least_two_classes(train)
     run_device = resolve_device(device)
     metric_kwargs = {"k": tuple(eval_k), "max_queries": max_eval_queries}
     use_cache = cache and net.head is not None and _fit.backbone_is_frozen(net) and distributed.world_size() == 1

@@ -1,6 +1,8 @@
 """Heads: the `Head` contract (config round trips, the registry, user heads through save/load) and pooling."""
 
+import importlib
 import json
+import pkgutil
 
 import numpy as np
 import pytest
@@ -59,6 +61,16 @@ def test_config_round_trip(head):
 
 
 def test_registry_holds_every_builtin_head_by_name_and_type():
+    package = finetuner.tailor.heads
+    modules = [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    defined = {
+        cls
+        for module in modules
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, Head) and cls.__module__ == module.__name__ and cls is not Head
+    }
+    assert {cls.__name__ for cls in defined} <= set(package.__all__)  # every module's head is exported
+    assert {cls.head_name for cls in defined} == {"classification", "linear", "projection"}
     assert {"classification", "linear", "projection", "scaled"} <= set(list_heads())
     builtin = {"linear": LinearHead, "projection": ProjectionHead, "classification": ClassificationHead}
     for name, cls in builtin.items():
