@@ -7,14 +7,17 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from finetuner.core.files import atomic_folder
-from finetuner.tailor import TailoredModel
+from finetuner.tailor import Head, TailoredModel
+
+if TYPE_CHECKING:
+    from finetuner.data.preprocessing import Preprocessing
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -26,7 +29,7 @@ class EmbeddingModel(TailoredModel):
 
     Args:
         backbone, pool, head: as in `TailoredModel`.
-        preprocessing: `ImagePreprocessing` or `TextPreprocessing` for raw items.
+        preprocessing: the `Preprocessing` that turns raw items into inputs (image, text or image-text).
         spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
             (``embedding`` or ``classification``), ``classes``.
 
@@ -41,9 +44,9 @@ class EmbeddingModel(TailoredModel):
         self,
         backbone: nn.Module,
         pool: nn.Module,
-        head: nn.Module | None = None,
+        head: Head | None = None,
         *,
-        preprocessing: Any = None,
+        preprocessing: Preprocessing | None = None,
         spec: dict[str, Any] | None = None,
     ):
         super().__init__(backbone, pool, head)
