@@ -78,9 +78,9 @@ def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig)
         **training.loss_options,
     )
     if not data.pairs and needs_two_classes(loss):
-        from finetuner.data import check_labels_for_pair_loss
+        from finetuner.data import check_at_least_two_classes
 
-        check_labels_for_pair_loss(data.train)
+        check_at_least_two_classes(data.train)
     return loss, build_miner(training.miner, **training.miner_options)
 
 

@@ -82,6 +82,8 @@ def build_model(
         config.layer_name,
         config.head,
     )
+    if isinstance(head, nn.Module):
+        tailor.check_head(head)  # a head must save and load: refused here, not at save()
     if isinstance(model, (str, Path)) and is_saved_model(model):
         return _continue_from_saved(EmbeddingModel.load(model), freeze, output_dim, head)
     if task == "embedding" and freeze is True and output_dim is None:
@@ -187,11 +189,12 @@ def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
 
 
 def _make_head(head: str | nn.Module, tailored: nn.Module, example_input: Any, output_dim: int) -> nn.Module:
-    from finetuner.tailor.heads import make_head
+    from finetuner.tailor import check_head, create_head
 
+    check_head(head)
     if isinstance(head, nn.Module):
         return head
-    return make_head(head, _feature_dim(tailored, example_input), output_dim)
+    return create_head(head, _feature_dim(tailored, example_input), output_dim)
 
 
 def fit(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -11,11 +11,14 @@ from tqdm.auto import tqdm
 
 from finetuner.core.device import autocast, move_to
 
+if TYPE_CHECKING:
+    from finetuner.data.preprocessing import Preprocessing
+
 
 def batched_outputs(
     fn: Callable[[Any], torch.Tensor],
     items: Sequence[Any],
-    preprocessing: Any,
+    preprocessing: Preprocessing,
     *,
     device: torch.device,
     batch_size: int = 64,

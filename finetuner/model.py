@@ -7,14 +7,17 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from finetuner.core.files import atomic_folder
-from finetuner.tailor import TailoredModel
+from finetuner.tailor import Head, TailoredModel
+
+if TYPE_CHECKING:
+    from finetuner.data.preprocessing import Preprocessing
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -26,7 +29,7 @@ class EmbeddingModel(TailoredModel):
 
     Args:
         backbone, pool, head: as in `TailoredModel`.
-        preprocessing: `ImagePreprocessing` or `TextPreprocessing` for raw items.
+        preprocessing: the `Preprocessing` that turns raw items into inputs (image, text or image-text).
         spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
             (``embedding`` or ``classification``), ``classes``.
 
@@ -41,9 +44,9 @@ class EmbeddingModel(TailoredModel):
         self,
         backbone: nn.Module,
         pool: nn.Module,
-        head: nn.Module | None = None,
+        head: Head | None = None,
         *,
-        preprocessing: Any = None,
+        preprocessing: Preprocessing | None = None,
         spec: dict[str, Any] | None = None,
     ):
         super().__init__(backbone, pool, head)
@@ -177,12 +180,12 @@ class EmbeddingModel(TailoredModel):
             "torch_version": torch.__version__,
             "spec": self.spec,
             "pool": self.pool.config(),
-            "head": self.head.config() if self.head is not None else None,
+            "head": self.head.to_config() if self.head is not None else None,
             "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
         }
         with atomic_folder(folder) as staging:
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-            if hasattr(self.preprocessing, "save"):
+            if self.preprocessing is not None:
                 self.preprocessing.save(staging)
             save_model(_mergeable_copy(self), str(staging / WEIGHTS_FILE))
         return folder
@@ -198,7 +201,7 @@ class EmbeddingModel(TailoredModel):
 
         from finetuner.data.preprocessing import preprocessing_from_config
         from finetuner.models import rebuild_backbone
-        from finetuner.tailor import FeaturePool, build_head, chop
+        from finetuner.tailor import FeaturePool, chop, head_from_config
 
         folder = Path(folder)
         config = read_config(folder)
@@ -209,7 +212,7 @@ class EmbeddingModel(TailoredModel):
         if spec.get("layer_name"):
             shell.backbone = chop(backbone, spec["layer_name"], example_input=shell.example_input())
         if config["head"] is not None:
-            shell.head = build_head(config["head"])
+            shell.head = head_from_config(config["head"])
         load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
         if device is not None:
             from finetuner.core.device import resolve_device

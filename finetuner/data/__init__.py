@@ -25,7 +25,7 @@ from finetuner.data.sources import (
     DatasetItems,
     LabeledData,
     PairData,
-    check_labels_for_pair_loss,
+    check_at_least_two_classes,
     encode_labels,
     load_data,
 )
@@ -44,7 +44,7 @@ __all__ = [
     "PairData",
     "PairDataset",
     "Preprocessing",
-    "check_labels_for_pair_loss",
+    "check_at_least_two_classes",
     "default_num_workers",
     "encode_labels",
     "export_fashion_mnist",

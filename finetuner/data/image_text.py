@@ -59,6 +59,9 @@ class ImageTextPreprocessing:
     def to_config(self) -> dict:
         return {"kind": self.kind, "image": self.image.to_config(), "context_length": self.context_length}
 
+    def save(self, folder: str | os.PathLike) -> None:
+        """Nothing to write: the tokenizer's vocabulary ships with open_clip."""
+
     @classmethod
     def from_config(cls, config: dict) -> ImageTextPreprocessing:
         return cls(ImagePreprocessing.from_config(config["image"]), context_length=config["context_length"])

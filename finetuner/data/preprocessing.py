@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -26,8 +26,22 @@ AUGMENTATIONS = (None, "light")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
+@runtime_checkable
 class Preprocessing(Protocol):
-    """What the data, training and export code expect of a preprocessing (image or text)."""
+    """What the data, inference, training and saving code expect of a preprocessing (image, text, image-text).
+
+    `ImagePreprocessing`, ``TextPreprocessing`` and ``ImageTextPreprocessing`` implement it; a new kind also adds
+    a branch to `preprocessing_from_config`. ``isinstance(obj, Preprocessing)`` checks that the members exist.
+
+    Attributes:
+        kind: the ``"kind"`` key of ``to_config()``: ``"image"``, ``"text"``, ``"image_text"``.
+
+    Example:
+        >>> isinstance(ImagePreprocessing(), Preprocessing)
+        True
+    """
+
+    kind: str
 
     def load(self, item: Any, train: bool) -> Any:
         """Decode and transform one raw item (runs in DataLoader workers)."""
@@ -36,7 +50,10 @@ class Preprocessing(Protocol):
         """Combine loaded samples into a batch: a tensor or a dict of tensors."""
 
     def to_config(self) -> dict:
-        """A JSON-serialisable dict with a ``"kind"`` key, for ``preprocessing_from_config``."""
+        """A JSON-serialisable dict with the ``"kind"`` key, for `preprocessing_from_config`."""
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the files ``from_config`` needs besides the config (a tokenizer), or nothing, into ``folder``."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,9 @@ class ImagePreprocessing:
         """
         config = asdict(self)
         return {**config, **{name: list(config[name]) for name in ("input_size", "mean", "std")}}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Nothing to write: ``to_config()`` holds everything."""
 
     @classmethod
     def from_config(cls, config: dict) -> ImagePreprocessing:
@@ -294,7 +314,7 @@ def preprocessing_from_config(config: dict, folder: str | os.PathLike | None = N
         folder: the saved model's folder (text preprocessing reads its tokenizer files there).
 
     Returns:
-        An ``ImagePreprocessing`` or a ``TextPreprocessing``.
+        An ``ImagePreprocessing``, a ``TextPreprocessing`` or an ``ImageTextPreprocessing``.
 
     Example:
         >>> prep = preprocessing_from_config({"kind": "image", "input_size": [3, 32, 32]})

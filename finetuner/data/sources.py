@@ -213,11 +213,11 @@ def _check_parts(rest: int, part: int, total: int, fraction: float) -> None:
         )
 
 
-def check_labels_for_pair_loss(data: LabeledData) -> None:
+def check_at_least_two_classes(data: LabeledData) -> None:
     """Raise a ``DataError`` unless ``data`` has at least 2 classes, as metric-learning losses need.
 
     Example:
-        >>> check_labels_for_pair_loss(LabeledData(["a", "b"], [0, 0], ["cat"]))  # doctest: +ELLIPSIS
+        >>> check_at_least_two_classes(LabeledData(["a", "b"], [0, 0], ["cat"]))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         finetuner.data.errors.DataError: metric learning needs at least 2 classes ...

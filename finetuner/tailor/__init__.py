@@ -8,7 +8,16 @@ Example:
 """
 
 from finetuner.tailor.freezing import count_parameters, freeze, is_frozen, trainable_parameters, unfreeze
-from finetuner.tailor.heads import ClassificationHead, LinearHead, ProjectionHead, build_head, make_head
+from finetuner.tailor.heads import (
+    ClassificationHead,
+    Head,
+    LinearHead,
+    ProjectionHead,
+    check_head,
+    create_head,
+    head_from_config,
+    list_heads,
+)
 from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dense_layers, display, summary
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import EarlyExit, Removed, chop
@@ -18,21 +27,24 @@ __all__ = [
     "ClassificationHead",
     "EarlyExit",
     "FeaturePool",
+    "Head",
     "LayerInfo",
     "LinearHead",
     "ProjectionHead",
     "Removed",
     "TailoredModel",
     "attach",
-    "build_head",
+    "check_head",
     "chop",
     "count_parameters",
+    "create_head",
     "default_embedding_layer",
     "dense_layers",
     "display",
     "freeze",
-    "make_head",
+    "head_from_config",
     "is_frozen",
+    "list_heads",
     "summary",
     "to_embedding_model",
     "trainable_parameters",

@@ -12,7 +12,7 @@ from finetuner.tailor._inputs import Inputs, make_inputs
 from finetuner.tailor._trace import trace
 from finetuner.tailor.freezing import Layers
 from finetuner.tailor.freezing import freeze as freeze_layers
-from finetuner.tailor.heads import HEAD_NAMES, make_head
+from finetuner.tailor.heads import Head, check_head, create_head
 from finetuner.tailor.inspection import capture, find_embedding
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import chop_in_place
@@ -33,7 +33,7 @@ class TailoredModel(nn.Module):
         torch.Size([2, 384])
     """
 
-    def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module | None = None):
+    def __init__(self, backbone: nn.Module, pool: nn.Module, head: Head | None = None):
         super().__init__()
         self.backbone = backbone
         self.pool = pool
@@ -60,12 +60,17 @@ def _one_input(inputs: Inputs | None, keyword_inputs: dict[str, torch.Tensor]) -
     return keyword_inputs if keyword_inputs else inputs
 
 
-def attach(model: nn.Module, head: nn.Module | None) -> TailoredModel:
+def attach(model: nn.Module, head: Head | None) -> TailoredModel:
     """Put ``head`` on top of ``model`` (not copied): ``TailoredModel(model, FeaturePool(), head)``.
 
     A ``TailoredModel`` keeps its backbone and pool and gets ``head`` instead of its own (a new ``TailoredModel``
     sharing them is returned).
+
+    Raises:
+        ValueError: ``head`` is a plain ``nn.Module``, not a `Head` (it could not be saved).
     """
+    if head is not None:
+        check_head(head)
     if isinstance(model, TailoredModel):
         tailored = TailoredModel(model.backbone, model.pool, head)
         tailored.embedding_layer = model.embedding_layer
@@ -80,7 +85,7 @@ def to_embedding_model(
     output_dim: int | None = None,
     input_size: int | Sequence[int] | None = None,
     example_input: Inputs | None = None,
-    head: str | nn.Module = "projection",
+    head: str | Head = "projection",
     normalize: bool = False,
 ) -> TailoredModel:
     """Turn any model into an embedding model: chop, pool to ``(B, D)``, freeze, attach a head.
@@ -97,8 +102,9 @@ def to_embedding_model(
             ``(B, D)`` features.
         input_size: shape of one sample without the batch dimension (image models: guessed when omitted).
         example_input: an input the model accepts (a dict of tensors for text models).
-        head: ``"projection"`` (``ProjectionHead(D, output_dim)``, three Linear layers), ``"linear"``
-            (``LinearHead``), or an ``nn.Module`` taking ``(B, D)`` (used as is, whatever ``output_dim``).
+        head: a name from ``list_heads()``: ``"projection"`` (``ProjectionHead(D, output_dim)``, three Linear
+            layers), ``"linear"`` (``LinearHead``), ...; or a `Head` taking ``(B, D)`` (used as is, whatever
+            ``output_dim``). A plain ``nn.Module`` is refused: subclass `Head` so the model can be saved.
         normalize: L2-normalise the head's output.
 
     Returns:
@@ -106,7 +112,7 @@ def to_embedding_model(
 
     Raises:
         ValueError: ``freeze=True`` without a head (nothing would be trained), ``normalize=True`` without a head,
-            an unknown layer or head name.
+            an unknown layer or head name, a head that is not a `Head`.
 
     Example:
         >>> resnet = torchvision.models.resnet18()
@@ -114,7 +120,8 @@ def to_embedding_model(
         >>> model(torch.zeros(2, 3, 64, 64)).shape
         torch.Size([2, 128])
     """
-    has_head = isinstance(head, nn.Module) or output_dim is not None
+    check_head(head)
+    has_head = isinstance(head, Head) or output_dim is not None
     if freeze is True and not has_head:
         raise ValueError(
             "freeze=True with output_dim=None leaves nothing to train: set output_dim to attach a trainable head, "
@@ -122,12 +129,8 @@ def to_embedding_model(
         )
     if normalize and not has_head:
         raise ValueError("normalize=True needs a head: set output_dim (EmbeddingModel.encode normalises anyway).")
-    if isinstance(head, nn.Module) and normalize:
-        raise ValueError(
-            "normalize=True applies to the 'projection' and 'linear' heads; normalise inside your own head."
-        )
-    if not isinstance(head, nn.Module) and head not in HEAD_NAMES:
-        raise ValueError(f"Unknown head {head!r}: use 'projection', 'linear' or an nn.Module.")
+    if isinstance(head, Head) and normalize:
+        raise ValueError("normalize=True applies to heads built by name; normalise inside your own head.")
 
     inputs = make_inputs(model, input_size, example_input)
     mode = "auto"
@@ -141,7 +144,8 @@ def to_embedding_model(
         freeze_layers(backbone)
     pool = FeaturePool(mode)
     dim = pool(output).shape[-1]
-    head_module = make_head(head, dim, output_dim, normalize=normalize) if has_head else None
+    options = {"normalize": True} if normalize else {}  # only heads that normalise take the option
+    head_module = create_head(head, dim, output_dim, **options) if has_head else None
     tailored = TailoredModel(backbone, pool, head_module)
     tailored.embedding_layer = layer_name
     tailored.train(model.training)

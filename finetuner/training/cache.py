@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from torch import nn
 
 from finetuner.core.files import atomic_folder
 from finetuner.inference import batched_outputs
+
+if TYPE_CHECKING:
+    from finetuner.data.preprocessing import Preprocessing
 
 logger = logging.getLogger("finetuner")
 
@@ -76,7 +79,7 @@ class FeatureCache:
             folder = cache_dir() / "features"
         self.folder, self.max_memory_bytes, self.dtype = Path(folder), max_memory_bytes, dtype
 
-    def key(self, model_fingerprint: str, items: Sequence[Any], preprocessing: Any, views: int) -> str:
+    def key(self, model_fingerprint: str, items: Sequence[Any], preprocessing: Preprocessing | None, views: int) -> str:
         """The cache key: backbone weights (their `fingerprint_module`), data, preprocessing, number of views
         and storage dtype."""
         parts = {
@@ -93,7 +96,7 @@ class FeatureCache:
         fn: Callable[[Any], torch.Tensor],
         model_fingerprint: str,
         items: Sequence[Any],
-        preprocessing: Any,
+        preprocessing: Preprocessing,
         *,
         device: torch.device,
         views: int = 1,

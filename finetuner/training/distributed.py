@@ -8,6 +8,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from finetuner.training.pair_losses import PairLoss
+
 
 def world_size() -> int:
     """Number of processes in the job (1 without torchrun)."""
@@ -58,8 +60,9 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def wrap_loss(loss: nn.Module) -> nn.Module:
-    """Metric losses see the embeddings of every rank (pytorch-metric-learning's wrapper), so negatives are global."""
-    if world_size() <= 1 or getattr(loss, "gathers_itself", False) or isinstance(loss, nn.CrossEntropyLoss):
+    """Metric losses see the embeddings of every rank (pytorch-metric-learning's wrapper), so negatives are global;
+    a `PairLoss` gathers what it needs itself."""
+    if world_size() <= 1 or isinstance(loss, (PairLoss, nn.CrossEntropyLoss)):
         return loss
     from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from torch import nn
 
-PAIR_LOSSES = ("MultipleNegativesRankingLoss", "InfoNCELoss", "CosineSimilarityLoss", "CLIPLoss")
+from finetuner.training.pair_losses import PairLoss, create_pair_loss, list_pair_losses
+
 CLASSIFICATION_LOSSES = ("CrossEntropyLoss",)
 
 
@@ -22,15 +23,29 @@ def _unknown(kind: str, name: str, known: list[str]) -> ValueError:
     return ValueError(f"Unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
 
 
+def list_losses() -> list[str]:
+    """Every name `build_loss` takes: pytorch-metric-learning's losses, every `PairLoss` subclass defined so far
+    (aliases included) and ``CrossEntropyLoss``.
+
+    Example:
+        >>> {"TripletMarginLoss", "MultipleNegativesRankingLoss", "CrossEntropyLoss"} <= set(list_losses())
+        True
+    """
+    from pytorch_metric_learning import losses
+
+    return sorted({*_pml_names(losses, "Loss"), *list_pair_losses(), *CLASSIFICATION_LOSSES})
+
+
 def build_loss(
     name: str | nn.Module, *, num_classes: int | None = None, embedding_dim: int | None = None, **kwargs: Any
 ) -> nn.Module:
     """A loss module from its name.
 
-    Names are pytorch-metric-learning losses (``TripletMarginLoss``, ``NTXentLoss``, ``MultiSimilarityLoss``,
-    ``ArcFaceLoss``, ``SubCenterArcFaceLoss``, ...), pair losses (``MultipleNegativesRankingLoss``,
-    ``InfoNCELoss``, ``CosineSimilarityLoss``, ``CLIPLoss``) or ``CrossEntropyLoss``. Losses with their own
-    weights (ArcFace, proxies) get ``num_classes`` and ``embedding_size`` filled in.
+    Names are pair losses (``MultipleNegativesRankingLoss``, ``InfoNCELoss``, ``CosineSimilarityLoss``,
+    ``CLIPLoss``, and any `PairLoss` subclass you define), pytorch-metric-learning losses (``TripletMarginLoss``,
+    ``NTXentLoss``, ``MultiSimilarityLoss``, ``ArcFaceLoss``, ``SubCenterArcFaceLoss``, ...) or
+    ``CrossEntropyLoss``; `list_losses` lists them. Losses with their own weights (ArcFace, proxies) get
+    ``num_classes`` and ``embedding_size`` filled in.
 
     Example:
         >>> loss = build_loss("ArcFaceLoss", num_classes=10, embedding_dim=128)
@@ -41,16 +56,12 @@ def build_loss(
         return name
     if name in CLASSIFICATION_LOSSES:
         return nn.CrossEntropyLoss(**kwargs)
-    if name in PAIR_LOSSES:
-        from finetuner.training import pair_losses
-
-        cls = pair_losses.MultipleNegativesRankingLoss if name == "InfoNCELoss" else getattr(pair_losses, name)
-        return cls(**kwargs)
+    if name in list_pair_losses():
+        return create_pair_loss(name, **kwargs)
     from pytorch_metric_learning import losses
 
-    known = _pml_names(losses, "Loss")
-    if name not in known:
-        raise _unknown("loss", name, known + list(PAIR_LOSSES) + list(CLASSIFICATION_LOSSES))
+    if name not in _pml_names(losses, "Loss"):
+        raise _unknown("loss", name, list_losses())
     cls = getattr(losses, name)
     parameters = inspect.signature(cls.__init__).parameters
     if "num_classes" in parameters or name == "SubCenterArcFaceLoss":
@@ -78,10 +89,10 @@ def build_miner(name: str | nn.Module | None, **kwargs: Any) -> nn.Module | None
 
 
 def is_pair_loss(loss: nn.Module) -> bool:
-    """True for losses that take (query, document) embeddings instead of (embeddings, labels)."""
-    return type(loss).__name__ in PAIR_LOSSES or getattr(loss, "takes_pairs", False)
+    """True for losses that take (query, document) embeddings instead of (embeddings, labels): `PairLoss`es."""
+    return isinstance(loss, PairLoss)
 
 
 def needs_two_classes(loss: nn.Module) -> bool:
     """True for metric losses that compare samples of different classes (all but classification and pairs)."""
-    return not isinstance(loss, nn.CrossEntropyLoss) and not is_pair_loss(loss)
+    return not isinstance(loss, (nn.CrossEntropyLoss, PairLoss))

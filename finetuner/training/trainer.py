@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_device
 from finetuner.training import distributed
+from finetuner.training.batches import BatchSource
 from finetuner.training.callbacks import Callback
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import is_pair_loss
@@ -28,7 +29,7 @@ class Trainer:
         model: the module to train; frozen parts (``requires_grad=False``) stay untouched.
         loss: ``loss(embeddings, labels[, indices_tuple])``, ``CrossEntropyLoss`` on logits, or a pair loss
             ``loss(query_embeddings, document_embeddings[, scores])``.
-        batches: a batch source (``len()`` steps per epoch, ``epoch(e)`` iterates batches).
+        batches: a `BatchSource` (``len()`` steps per epoch, ``epoch(e)`` iterates batches).
         config: the `TrainConfig`.
         miner: optional pytorch-metric-learning miner for metric losses.
         callbacks: `Callback` objects.
@@ -45,7 +46,7 @@ class Trainer:
         self,
         model: nn.Module,
         loss: nn.Module,
-        batches: Any,
+        batches: BatchSource,
         config: TrainConfig,
         *,
         miner: nn.Module | None = None,

@@ -10,8 +10,10 @@ from finetuner.data import (
     IMAGENET_STD,
     DataError,
     ImagePreprocessing,
+    Preprocessing,
     preprocessing_from_config,
 )
+from finetuner.data.image_text import ImageTextPreprocessing
 
 from .conftest import write_image
 
@@ -154,3 +156,33 @@ def test_from_timm_config():
     assert prep.input_size == tuple(cfg["input_size"]) and prep.crop_pct == cfg["crop_pct"]
     assert prep.interpolation == cfg["interpolation"] and prep.augment is None
     assert ImagePreprocessing.from_timm({"input_size": (3, 8, 8), "interpolation": "random"}).interpolation == "bicubic"
+
+
+def test_image_preprocessings_follow_the_protocol_and_round_trip_through_save(tmp_path):
+    image = ImagePreprocessing(input_size=SMALL, augment=None)
+    for prep in (image, ImageTextPreprocessing(image, context_length=8)):
+        assert isinstance(prep, Preprocessing)
+        folder = tmp_path / prep.kind
+        folder.mkdir()
+        prep.save(folder)
+        assert list(folder.iterdir()) == []  # to_config holds everything
+        config = json.loads(json.dumps(prep.to_config()))
+        assert config["kind"] == prep.kind and preprocessing_from_config(config, folder) == prep
+
+
+def test_an_object_missing_part_of_the_protocol_is_not_a_preprocessing():
+    class NoSave:
+        kind = "image"
+
+        def load(self, item, train):
+            return item
+
+        def collate(self, samples):
+            return torch.stack(samples)
+
+        def to_config(self):
+            return {"kind": self.kind}
+
+    assert not isinstance(NoSave(), Preprocessing)
+    NoSave.save = lambda self, folder: None
+    assert isinstance(NoSave(), Preprocessing)

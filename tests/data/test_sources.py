@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from finetuner.data import DataError, LabeledData, PairData, check_labels_for_pair_loss, encode_labels, load_data
+from finetuner.data import DataError, LabeledData, PairData, check_at_least_two_classes, encode_labels, load_data
 
 from .conftest import write_image
 
@@ -166,12 +166,12 @@ def test_torch_dataset_with_targets_and_classes_keeps_class_names():
     assert load_data(dataset).classes == ["zero", "two"]
 
 
-def test_check_labels_for_pair_loss():
-    check_labels_for_pair_loss(LabeledData(["a", "b"], [0, 1], ["x", "y"]))
+def test_check_at_least_two_classes():
+    check_at_least_two_classes(LabeledData(["a", "b"], [0, 1], ["x", "y"]))
     single = load_data([("a.jpg", "cat"), ("b.jpg", "cat")])
     assert single.classes == ["cat"]  # loading one class is allowed
     with pytest.raises(DataError, match="at least 2 classes.*only class 'cat'.*one class"):
-        check_labels_for_pair_loss(single)
+        check_at_least_two_classes(single)
 
 
 def test_labeled_data_validates():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from finetuner.data.errors import DataError
-from finetuner.data.preprocessing import preprocessing_from_config
+from finetuner.data.preprocessing import Preprocessing, preprocessing_from_config
 from finetuner.data.text import TextPreprocessing, sort_by_length
 from tests.text.conftest import SENTENCES
 
@@ -29,6 +29,7 @@ def test_collate_pads_to_the_longest_and_truncates(tokenizer):
 
 def test_save_and_from_config_round_trip(tokenizer, tmp_path):
     prep = TextPreprocessing(tokenizer, max_length=12)
+    assert isinstance(prep, Preprocessing)
     prep.save(tmp_path)
     config = prep.to_config()
     assert config == {"kind": "text", "max_length": 12}

@@ -1,15 +1,26 @@
-"""Pair losses against naive per-row loops on five hand-made embeddings."""
+"""Pair losses: the `PairLoss` contract (checks, registry, a user's loss through fit), and each built-in loss
+against a naive per-row loop on five hand-made embeddings."""
 
+import importlib
 import math
+import pkgutil
 
+import numpy as np
 import pytest
 import torch
 
+import finetuner
+from finetuner.data import PairData
+from finetuner.training import build_loss
+from finetuner.training import pair_losses as pair_losses_package
+from finetuner.training.losses import is_pair_loss, list_losses, needs_two_classes
 from finetuner.training.pair_losses import (
     CLIPLoss,
     CosineSimilarityLoss,
     MultipleNegativesRankingLoss,
+    PairLoss,
     gather_with_grad,
+    list_pair_losses,
 )
 
 QUERIES = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.5, -1.0, 2.0]]
@@ -87,11 +98,93 @@ def test_losses_take_the_trainers_call_with_scores_or_none():
         CosineSimilarityLoss()(query, document, None)
 
 
-def test_losses_reject_mismatched_shapes():
+@pytest.mark.parametrize("loss", [MultipleNegativesRankingLoss(), CosineSimilarityLoss(), CLIPLoss()])
+def test_every_pair_loss_checks_its_inputs(loss):
+    query, document, scores = torch.randn(3, 4), torch.randn(3, 4), torch.rand(3)
+    with pytest.raises(ValueError, match="same \\(B, D\\) shape, got \\(3, 4\\) and \\(2, 4\\)"):
+        loss(query, torch.randn(2, 4), scores)
     with pytest.raises(ValueError, match="same \\(B, D\\) shape"):
-        MultipleNegativesRankingLoss()(torch.randn(3, 4), torch.randn(2, 4))
-    with pytest.raises(ValueError, match="one score per pair"):
-        CosineSimilarityLoss()(torch.randn(3, 4), torch.randn(3, 4), torch.randn(2))
+        loss(torch.randn(3), torch.randn(3), scores)
+    with pytest.raises(ValueError, match="one score per pair, shape \\(3,\\), got \\(2,\\)"):
+        loss(query, document, torch.randn(2))
+    with pytest.raises(ValueError, match="query embeddings are on cpu but document embeddings on meta"):
+        loss(query, document.to("meta"), scores)
+
+
+def test_hard_negatives_are_checked_and_refused_by_losses_that_ignore_them():
+    query, document = torch.randn(3, 4), torch.randn(3, 4)
+    with pytest.raises(ValueError, match="hard negatives of shape \\(N, 4\\), got \\(2, 5\\)"):
+        MultipleNegativesRankingLoss()(query, document, negatives=torch.randn(2, 5))
+    with pytest.raises(ValueError, match="hard negatives on meta"):
+        MultipleNegativesRankingLoss()(query, document, negatives=torch.randn(2, 4, device="meta"))
+    with pytest.raises(ValueError, match="CLIPLoss does not use hard negatives.*MultipleNegativesRankingLoss"):
+        CLIPLoss()(query, document, negatives=torch.randn(2, 4))
+
+
+def test_registry_holds_every_pair_loss_and_build_loss_finds_them():
+    package = pair_losses_package
+    modules = [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    defined = {
+        cls.__name__
+        for module in modules
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, PairLoss) and cls.__module__ == module.__name__
+    } - {"PairLoss"}
+    assert defined == {"MultipleNegativesRankingLoss", "CosineSimilarityLoss", "CLIPLoss"}
+    assert defined <= set(package.__all__)  # every module's loss is exported
+    assert defined | {"InfoNCELoss"} <= set(list_pair_losses()) <= set(list_losses())
+    assert {"TripletMarginLoss", "ArcFaceLoss", "CrossEntropyLoss"} <= set(list_losses())
+    for name in defined:
+        loss = build_loss(name)
+        assert type(loss).__name__ == name and is_pair_loss(loss) and not needs_two_classes(loss)
+    assert type(build_loss("InfoNCELoss", scale=5.0)) is MultipleNegativesRankingLoss
+    triplet = build_loss("TripletMarginLoss")
+    assert not is_pair_loss(triplet) and needs_two_classes(triplet)
+    with pytest.raises(ValueError, match="Unknown loss 'CLIPLos'. Did you mean CLIPLoss"):
+        build_loss("CLIPLos")
+
+
+class AlignmentLoss(PairLoss):
+    """A user's pair loss: pull each query towards its document (defined here, found by name)."""
+
+    calls: list[float] = []
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = weight
+
+    def compute_loss(self, query_embeddings, document_embeddings, scores, negatives):
+        assert query_embeddings.requires_grad  # the trainable head's output reaches the loss
+        cosine = torch.nn.functional.cosine_similarity(query_embeddings, document_embeddings)
+        loss = self.weight * (1 - cosine).mean()
+        self.calls.append(loss.item())
+        return loss
+
+
+def test_a_user_pair_loss_is_found_by_name_and_trains(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    pairs = PairData(list(images), list(np.roll(images, 1, axis=0)), None, None)
+    assert "AlignmentLoss" in list_losses() and isinstance(build_loss("AlignmentLoss"), AlignmentLoss)
+    AlignmentLoss.calls.clear()
+    run = finetuner.fit(
+        "test_cnn", pairs, pretrained=False, freeze=True, output_dim=8, loss="AlignmentLoss",
+        loss_options={"weight": 2.0}, epochs=3, batch_size=4, cache_dir=tmp_path,
+    )  # fmt: skip
+    assert len(AlignmentLoss.calls) == 3 * 2  # 3 epochs of 2 batches
+    history = [record["loss"] for record in run.history]
+    expected = [np.mean(AlignmentLoss.calls[i : i + 2]) for i in (0, 2, 4)]
+    np.testing.assert_allclose(history, expected, rtol=1e-5)
+    assert all(0 <= value <= 4 for value in AlignmentLoss.calls) and history[0] != history[-1]
+
+
+def test_a_pair_loss_name_taken_by_another_class_is_refused():
+    with pytest.raises(ValueError, match="'InfoNCELoss' is already registered.*MultipleNegativesRankingLoss"):
+
+        class MyInfoNCE(PairLoss, aliases=("InfoNCELoss",)):
+            def compute_loss(self, query_embeddings, document_embeddings, scores, negatives):
+                return query_embeddings.sum()
+
+    assert "MyInfoNCE" not in list_pair_losses()  # nothing half-registered
 
 
 def test_gather_with_grad_is_identity_in_one_process():

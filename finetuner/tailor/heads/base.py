@@ -1,0 +1,172 @@
+"""`Head`: the contract every head follows, and the registry its subclasses fill by being defined.
+
+A head maps the backbone's ``(B, D)`` features to the output (embeddings or logits) and describes itself with
+``config()`` (its constructor arguments, JSON), so a saved model rebuilds it by type name. Defining a subclass
+registers it: ``create_head(name, ...)`` builds it by name and ``head_from_config(head.to_config())`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+_BY_TYPE: dict[str, type[Head]] = {}  # class name -> class: the "type" a saved config names
+_BY_NAME: dict[str, type[Head]] = {}  # create_head's name ("projection", or the class name) -> class
+
+
+class Head(nn.Module, ABC):
+    """Base class of heads: subclass it, implement ``forward`` and ``config()``, and the head can be built by name,
+    saved and loaded.
+
+    Subclassing registers the class under its class name (the ``"type"`` of its saved config) and under
+    ``name=`` when given (``class LinearHead(Head, name="linear")``), the name `create_head` takes. Heads built
+    by name are called as ``cls(in_features, out_features, **options)``.
+
+    Example:
+        >>> class ScaledHead(Head, name="scaled"):
+        ...     def __init__(self, in_features: int, out_features: int, scale: float = 2.0):
+        ...         super().__init__()
+        ...         self.linear, self.scale = nn.Linear(in_features, out_features), scale
+        ...     def forward(self, x):
+        ...         return self.scale * self.linear(x)
+        ...     def config(self):
+        ...         return {"in_features": self.linear.in_features, "out_features": self.linear.out_features,
+        ...                 "scale": self.scale}
+        >>> head = create_head("scaled", 8, 4, scale=3.0)
+        >>> head_from_config(head.to_config()).scale
+        3.0
+    """
+
+    head_name: str  # the name create_head takes, set at registration
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.head_name = name or cls.__name__
+        _check_free(_BY_TYPE, cls.__name__, cls)
+        _check_free(_BY_NAME, cls.head_name, cls)
+        _BY_TYPE[cls.__name__] = _BY_NAME[cls.head_name] = cls
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, JSON-serialisable: ``type(head).from_config(head.config())``
+        rebuilds the architecture (with new weights)."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Head:
+        """A new head of this class from ``config()`` output (override when the constructor needs more).
+
+        Example:
+            >>> LinearHead.from_config({"in_features": 8, "out_features": 4}).linear.out_features
+            4
+        """
+        return cls(**config)
+
+    def to_config(self) -> dict[str, Any]:
+        """``config()`` plus the registered ``"type"``: what a saved model stores, for `head_from_config`.
+
+        Example:
+            >>> LinearHead(8, 4).to_config()["type"]
+            'LinearHead'
+        """
+        return {"type": type(self).__name__, **self.config()}
+
+
+def _check_free(registry: dict[str, type[Head]], key: str, cls: type[Head]) -> None:
+    known = registry.get(key)
+    # The same class defined again (a re-imported module, a re-run notebook cell) replaces the old one.
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(
+            f"A head named {key!r} is already registered ({known.__module__}.{known.__qualname__}): "
+            f"give {cls.__module__}.{cls.__qualname__} another class name or name=."
+        )
+
+
+def list_heads() -> list[str]:
+    """The names `create_head` takes: built-in heads and every `Head` subclass defined so far.
+
+    Example:
+        >>> {"linear", "projection", "classification"} <= set(list_heads())
+        True
+    """
+    return sorted({cls.head_name for cls in _BY_NAME.values()})
+
+
+def _head_class(name: str) -> type[Head]:
+    cls = _BY_NAME.get(name) or _BY_TYPE.get(name)
+    if cls is None:
+        known = list_heads()
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown head {name!r}.{hint} Use one of {known}, or a finetuner.tailor.Head instance "
+            "(define a Head subclass to add a head)."
+        )
+    return cls
+
+
+def check_head(head: str | nn.Module) -> None:
+    """Raise a ``ValueError`` unless ``head`` is a registered head name or a `Head` instance.
+
+    A plain ``nn.Module`` is rejected: it cannot describe itself, so the model could not be saved and loaded.
+
+    Example:
+        >>> check_head(nn.Linear(8, 4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: The head is a plain Linear: subclass finetuner.tailor.Head and implement config() ...
+    """
+    if isinstance(head, str):
+        _head_class(head)
+    elif not isinstance(head, Head):
+        raise ValueError(
+            f"The head is a plain {type(head).__name__}: subclass finetuner.tailor.Head and implement config() "
+            "(its constructor arguments as JSON) so the model can be saved and loaded; or pass a head name "
+            f"({', '.join(list_heads())})."
+        )
+
+
+def create_head(name: str | Head, in_features: int, out_features: int, **options: Any) -> Head:
+    """A new head by name: ``cls(in_features, out_features, **options)``; a `Head` instance is returned as is.
+
+    Args:
+        name: a name from `list_heads` (``"projection"``, ``"linear"``, ``"classification"``, or a `Head`
+            subclass's name), or a `Head`.
+        in_features: size of the backbone's features.
+        out_features: size of the output (embedding size, or number of classes).
+        **options: the head's other arguments (``normalize=True``, ``num_layers=2``, ...).
+
+    Raises:
+        ValueError: an unknown name, or a module that is not a `Head`.
+
+    Example:
+        >>> create_head("linear", 512, 128).to_config()["type"]
+        'LinearHead'
+    """
+    check_head(name)
+    if isinstance(name, Head):
+        return name
+    return _head_class(name)(in_features, out_features, **options)
+
+
+def head_from_config(config: Mapping[str, Any]) -> Head:
+    """Rebuild a head (new weights) from its ``to_config()``; load its ``state_dict`` afterwards.
+
+    Raises:
+        ValueError: the ``"type"`` names no registered head (define or import its class first).
+
+    Example:
+        >>> head_from_config({"type": "LinearHead", "in_features": 8, "out_features": 4}).linear.in_features
+        8
+    """
+    kwargs = dict(config)
+    kind = kwargs.pop("type", None)
+    if kind not in _BY_TYPE:
+        raise ValueError(
+            f"Unknown head type {kind!r}; known: {sorted(_BY_TYPE)}. A custom head must be defined (its module "
+            "imported) before the model that uses it is loaded."
+        )
+    return _BY_TYPE[kind].from_config(kwargs)

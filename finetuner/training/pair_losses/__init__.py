@@ -1,0 +1,28 @@
+"""Losses on (query, document) embedding pairs: the `PairLoss` contract, its registry, and the built-in losses
+(in-batch negatives, scored pairs, CLIP's symmetric loss).
+
+Adding a pair loss is one module here (a `PairLoss` subclass, imported below) and its test; a subclass defined
+anywhere else (a user's script) registers itself the same way.
+"""
+
+from finetuner.training.pair_losses.base import (
+    PairLoss,
+    create_pair_loss,
+    gather_with_grad,
+    list_pair_losses,
+    ranking_loss,
+)
+from finetuner.training.pair_losses.clip import CLIPLoss
+from finetuner.training.pair_losses.cosine import CosineSimilarityLoss
+from finetuner.training.pair_losses.ranking import MultipleNegativesRankingLoss
+
+__all__ = [
+    "CLIPLoss",
+    "CosineSimilarityLoss",
+    "MultipleNegativesRankingLoss",
+    "PairLoss",
+    "create_pair_loss",
+    "gather_with_grad",
+    "list_pair_losses",
+    "ranking_loss",
+]

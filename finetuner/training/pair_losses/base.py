@@ -1,0 +1,181 @@
+"""`PairLoss`: the contract of losses on (query, document) embedding pairs, and the registry its subclasses fill.
+
+``forward`` checks the inputs and calls ``compute_loss`` (pytorch-metric-learning's template method), so a new
+loss writes only the maths. Defining a subclass registers it by class name: ``build_loss("MyLoss")`` finds it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+_REGISTRY: dict[str, type[PairLoss]] = {}
+
+
+class PairLoss(nn.Module, ABC):
+    """Base class of losses on ``(B, D)`` query and document embeddings, where row ``i`` of both is a pair.
+
+    Subclasses implement `compute_loss`; ``forward`` first checks shapes and devices and raises a ``ValueError``
+    naming the problem. Defining a subclass registers it under its class name, and under ``aliases=``
+    (``class MyLoss(PairLoss, aliases=("Mine",))``), for `create_pair_loss` and ``build_loss``.
+
+    Under DDP a pair loss is called on each rank's own batch (never wrapped): call `gather_with_grad` in
+    ``compute_loss`` to score against the documents of every rank, as the built-in losses do.
+
+    Attributes:
+        uses_scores: ``compute_loss`` needs a score per pair: ``forward`` refuses ``scores=None``.
+        uses_negatives: ``compute_loss`` uses hard negatives: ``forward`` refuses them when this is False.
+
+    Example:
+        >>> class DotLoss(PairLoss):
+        ...     def compute_loss(self, query_embeddings, document_embeddings, scores, negatives):
+        ...         return -(query_embeddings * document_embeddings).sum(dim=1).mean()
+        >>> create_pair_loss("DotLoss")(torch.ones(2, 4), torch.ones(2, 4))
+        tensor(-4.)
+    """
+
+    uses_scores: ClassVar[bool] = False
+    uses_negatives: ClassVar[bool] = False
+
+    def __init_subclass__(cls, aliases: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = [cls.__name__, *aliases]
+        for name in names:
+            known = _REGISTRY.get(name)
+            # The same class defined again (a re-imported module, a re-run notebook cell) replaces the old one.
+            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise ValueError(
+                    f"A pair loss named {name!r} is already registered ({known.__module__}.{known.__qualname__}): "
+                    f"give {cls.__module__}.{cls.__qualname__} another name."
+                )
+        _REGISTRY.update(dict.fromkeys(names, cls))
+
+    def forward(
+        self,
+        query_embeddings: torch.Tensor,
+        document_embeddings: torch.Tensor,
+        scores: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Check the inputs, then return `compute_loss`.
+
+        Args:
+            query_embeddings: ``(B, D)``.
+            document_embeddings: ``(B, D)``, row ``i`` being query ``i``'s relevant document.
+            scores: ``(B,)`` target similarity per pair, or None (moved to the embeddings' device).
+            negatives: ``(N, D)`` embeddings of non-relevant documents (hard negatives), or None.
+
+        Raises:
+            ValueError: shapes or devices that do not match, scores missing for a loss that needs them, hard
+                negatives for a loss that does not use them.
+        """
+        query, document = query_embeddings, document_embeddings
+        name = type(self).__name__
+        if query.ndim != 2 or query.shape != document.shape:
+            raise ValueError(
+                f"{name} expected query and document embeddings of the same (B, D) shape, got "
+                f"{tuple(query.shape)} and {tuple(document.shape)}"
+            )
+        _check_device(query, document, "document embeddings")
+        if scores is None and self.uses_scores:
+            raise ValueError(
+                f"{name} learns from scored pairs: give a score per pair (a CSV with query,document,score "
+                "columns), or use MultipleNegativesRankingLoss for unscored pairs"
+            )
+        if scores is not None:
+            if scores.shape != (len(query),):
+                raise ValueError(f"expected one score per pair, shape ({len(query)},), got {tuple(scores.shape)}")
+            scores = scores.to(query.device)
+        if negatives is not None:
+            if not self.uses_negatives:
+                raise ValueError(
+                    f"{name} does not use hard negatives: drop the negatives column of the data, or use a loss "
+                    f"that uses them ({', '.join(n for n, c in sorted(_REGISTRY.items()) if c.uses_negatives)})"
+                )
+            if negatives.ndim != 2 or negatives.shape[1] != query.shape[1]:
+                raise ValueError(
+                    f"{name} expected hard negatives of shape (N, {query.shape[1]}), got {tuple(negatives.shape)}"
+                )
+            _check_device(query, negatives, "hard negatives")
+        return self.compute_loss(query, document, scores, negatives)
+
+    @abstractmethod
+    def compute_loss(
+        self,
+        query_embeddings: torch.Tensor,
+        document_embeddings: torch.Tensor,
+        scores: torch.Tensor | None,
+        negatives: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The scalar loss of checked inputs (see ``forward`` for the arguments)."""
+
+
+def _check_device(query: torch.Tensor, other: torch.Tensor, what: str) -> None:
+    if other.device != query.device:
+        raise ValueError(
+            f"query embeddings are on {query.device} but {what} on {other.device}: move them to one device"
+        )
+
+
+def list_pair_losses() -> list[str]:
+    """Names of every `PairLoss` subclass defined so far, aliases included.
+
+    Example:
+        >>> {"CLIPLoss", "CosineSimilarityLoss", "InfoNCELoss", "MultipleNegativesRankingLoss"} <= set(
+        ...     list_pair_losses())
+        True
+    """
+    return sorted(_REGISTRY)
+
+
+def create_pair_loss(name: str, **kwargs: Any) -> PairLoss:
+    """A new pair loss by class name or alias, with ``kwargs`` for its constructor.
+
+    Raises:
+        ValueError: no `PairLoss` subclass has this name.
+
+    Example:
+        >>> create_pair_loss("InfoNCELoss", scale=10.0).scale
+        10.0
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown pair loss {name!r}; known: {', '.join(list_pair_losses())}.")
+    return _REGISTRY[name](**kwargs)
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every DDP rank along dim 0, keeping the gradient to each rank's part.
+
+    In a single process (or without ``torch.distributed``) it returns ``tensor`` itself.
+
+    Example:
+        >>> x = torch.randn(4, 8)
+        >>> gather_with_grad(x) is x
+        True
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor), dim=0)
+
+
+def ranking_loss(rows: torch.Tensor, columns: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of scaled cosine similarities where row ``i`` of this rank must pick column
+    ``rank * B + i`` (``columns`` gathered from every rank with `gather_with_grad`, extra columns after them).
+
+    Example:
+        >>> x = torch.eye(3)
+        >>> float(ranking_loss(x, x, 100.0)) < 1e-6
+        True
+    """
+    logits = scale * F.normalize(rows, dim=-1) @ F.normalize(columns, dim=-1).T
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    targets = torch.arange(len(rows), device=rows.device) + rank * len(rows)
+    return F.cross_entropy(logits, targets)
