@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 _BY_TYPE: dict[str, type[Head]] = {}  # class name -> class: the "type" a saved config names
@@ -54,6 +55,10 @@ class Head(nn.Module, ABC):
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments, JSON-serialisable: ``type(head).from_config(head.config())``
         rebuilds the architecture (with new weights)."""
+
+    def initialize(self, features: torch.Tensor) -> None:
+        """Data-dependent initialisation from a sample of the training features ``(N, D)``, called by `fit` once
+        before training (e.g. a linear path set from their principal components). The default does nothing."""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Head:
