@@ -1,50 +1,56 @@
-"""Data sources: labelled items and query/document pairs, from folders, CSVs, lists, Datasets or the embedded set."""
+"""The two shapes of data: ``LabeledData`` (items with class labels) and ``PairData`` (query/document pairs).
+
+``finetuner.data.load_data`` reads every supported source into one of them (see ``finetuner.data.formats``).
+"""
 
 from __future__ import annotations
 
-import csv
-import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset
 
 from finetuner.data.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-KINDS = ("auto", "labeled", "pairs")
-FASHION_MNIST_NAMES = ("fashion-mnist", "fashion-mnist:train", "fashion-mnist:test")
-_CSV_COLUMNS = "path,label | image,label | text,label | query,document[,score] | query,document,negative"
-_FOLDER_LAYOUT = "expected one subfolder per class, e.g. data/cat/1.jpg, data/dog/2.jpg"
-
 
 class DatasetItems(Sequence):
-    """The items of a ``torch.utils.data.Dataset`` returning ``(item, label)``, read lazily.
+    """The items of a dataset, read lazily: ``items[i] == dataset[indices[i]][key]``.
 
-    ``items[i]`` calls ``dataset[indices[i]]``, so the Dataset's own loading runs where the item is
-    used: in DataLoader workers.
+    The dataset's own loading (file reads, image decoding) runs where the item is used: in DataLoader workers.
+
+    Args:
+        dataset: a ``torch.utils.data.Dataset`` returning ``(item, label)`` (``key=0``), or any indexable
+            whose rows hold the item under ``key`` (a ``datasets.Dataset`` row is a dict of columns).
+        indices: the rows to expose, in order; all rows by default.
+        key: where the item sits in a row.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> items = DatasetItems(TensorDataset(torch.arange(4), torch.zeros(4)))
+        >>> len(items), int(items.subset([3, 1])[0])
+        (4, 3)
     """
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int] | None = None):
+    def __init__(self, dataset: Dataset | Any, indices: Sequence[int] | None = None, key: int | str = 0):
         self.dataset = dataset
         self.indices = range(len(dataset)) if indices is None else indices
+        self.key = key
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> Any:
-        return self.dataset[self.indices[i]][0]
+        return self.dataset[self.indices[i]][self.key]
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
 
     def subset(self, indices: Sequence[int]) -> DatasetItems:
-        return DatasetItems(self.dataset, [self.indices[i] for i in indices])
+        """The items at ``indices``, still read lazily."""
+        return DatasetItems(self.dataset, [self.indices[i] for i in indices], self.key)
 
 
 def _take(items: Sequence, indices: Sequence[int]) -> Sequence:
@@ -148,10 +154,10 @@ class PairData:
         (2, ['hat.jpg'])
     """
 
-    queries: list
-    documents: list
+    queries: Sequence
+    documents: Sequence
     scores: list[float] | None = None
-    negatives: list | None = None
+    negatives: Sequence | None = None
 
     def __post_init__(self) -> None:
         if len(self.queries) != len(self.documents):
@@ -182,8 +188,8 @@ class PairData:
             [0.5]
         """
         scores = None if self.scores is None else [self.scores[i] for i in indices]
-        negatives = None if self.negatives is None else [self.negatives[i] for i in indices]
-        return PairData([self.queries[i] for i in indices], [self.documents[i] for i in indices], scores, negatives)
+        negatives = None if self.negatives is None else _take(self.negatives, indices)
+        return PairData(_take(self.queries, indices), _take(self.documents, indices), scores, negatives)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[PairData, PairData]:
         """Split at random (seeded) into two parts; the second holds ``round(fraction * len(self))`` pairs.
@@ -272,211 +278,3 @@ def _plain_label(label: Any) -> int | str:
     if isinstance(label, int) and not isinstance(label, bool):
         return label
     raise DataError(f"invalid label {label!r}: labels must be class names (non-empty strings) or integers")
-
-
-def load_data(source: Any, *, kind: str = "auto") -> LabeledData | PairData:
-    """Load training or evaluation data from any supported source.
-
-    Args:
-        source: one of
-            - a folder with one subfolder per class (image files, sorted; class names = subfolder names);
-            - a CSV with a header: ``path,label`` or ``image,label`` (paths relative to the CSV's folder),
-              ``text,label``, ``query,document[,score]`` (pairs) or ``query,document,negative`` (triplets);
-            - a list of ``(item, label)`` tuples; labels are class names or ints;
-            - a list of ``(query, document)`` string pairs;
-            - a ``torch.utils.data.Dataset`` returning ``(item, label)``; items are read lazily through it,
-              labels come from its ``targets``/``labels`` attribute when present, else from one pass over it;
-            - ``"fashion-mnist"`` (train split) or ``"fashion-mnist:test"``: the embedded 10-class subset;
-            - ``"fortunes"``: the embedded text set, 888 quotes in 6 categories (``text,label``);
-            - a ``LabeledData`` or ``PairData``, returned as is.
-        kind: ``"labeled"`` or ``"pairs"`` to force the interpretation; ``"auto"`` decides from the source.
-            A list of ``(str, str)`` tuples is labelled data when its first entries are image paths or its
-            second entries repeat (class names repeat), pairs otherwise.
-
-    Returns:
-        ``LabeledData`` or ``PairData``.
-
-    Raises:
-        DataError: unknown path, no items, unreadable CSV, missing columns or invalid labels.
-
-    Example:
-        >>> data = load_data("fashion-mnist")
-        >>> len(data), data.classes[:2]
-        (2000, ['T-shirt/top', 'Trouser'])
-        >>> load_data([("how do I reset it?", "Hold the button for 5 s."), ("price?", "It costs 10 EUR.")])
-        PairData(2 pairs, no scores)
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if isinstance(source, (LabeledData, PairData)):
-        data = source
-    elif isinstance(source, str) and source.lower() in FASHION_MNIST_NAMES:
-        from finetuner.data.fashion_mnist import load_fashion_mnist
-
-        data = load_fashion_mnist(source.partition(":")[2] or "train")
-    elif isinstance(source, str) and source.lower() == "fortunes":
-        data = _load_path(Path(__file__).parent / "assets" / "text_fortunes.csv")
-    elif isinstance(source, (str, os.PathLike)):
-        data = _load_path(Path(source))
-    elif isinstance(source, Dataset) and not isinstance(source, IterableDataset):
-        data = _load_dataset(source)
-    elif isinstance(source, (list, tuple)):
-        data = _load_list(source, kind)
-    else:
-        raise DataError(
-            f"cannot load data from a {type(source).__name__}: expected a folder, a CSV file, a list "
-            "of (item, label) or (query, document) tuples, a map-style torch Dataset, or 'fashion-mnist'"
-        )
-    expected = {"labeled": LabeledData, "pairs": PairData}.get(kind)
-    if expected is not None and not isinstance(data, expected):
-        raise DataError(f"kind={kind!r} was asked for but {source!r:.80} holds {type(data).__name__}")
-    return data
-
-
-def _load_path(path: Path) -> LabeledData | PairData:
-    if path.is_dir():
-        return _load_folder(path)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return _load_csv(path)
-    if path.is_file():
-        raise DataError(f"cannot load data from {path}: expected a folder ({_FOLDER_LAYOUT}) or a .csv file")
-    raise DataError(f"no such file or folder: {path}")
-
-
-def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-
-
-def _walk_files(folder: Path) -> list[str]:
-    """Every non-hidden file under ``folder``, sorted (os.walk: no stat call per file)."""
-    files = []
-    for parent, subfolders, names in os.walk(folder):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        files += [os.path.join(parent, name) for name in names if not name.startswith(".")]
-    return sorted(files)
-
-
-def _load_folder(root: Path) -> LabeledData:
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = [p.name for p in root.iterdir() if _is_image_file(p)]
-    items, names, empty, skipped = [], [], [], []
-    for class_dir in class_dirs:
-        files = _walk_files(class_dir)
-        images = [f for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-        skipped += [f for f in files if os.path.splitext(f)[1].lower() not in IMAGE_EXTENSIONS]
-        if images:
-            items.append(images)
-            names.append(class_dir.name)
-        else:
-            empty.append(class_dir.name)
-    if not names:
-        found = f"; found {len(loose)} images directly in it, move them into class subfolders" if loose else ""
-        raise DataError(f"no images found in {root}: {_FOLDER_LAYOUT} ({', '.join(IMAGE_EXTENSIONS)}){found}")
-    notes = []
-    if loose:
-        notes.append(
-            f"ignored {len(loose)} images directly in {root} (e.g. {loose[0]}): images belong in class subfolders"
-        )
-    if empty:
-        notes.append(f"skipped {len(empty)} class folders without images: {', '.join(empty[:5])}")
-    if skipped:
-        notes.append(f"ignored {len(skipped)} files that are not images by extension (e.g. {skipped[0]})")
-    if notes:
-        warnings.warn(f"loading {root}: " + "; ".join(notes), stacklevel=4)
-    labels = [label for label, images in enumerate(items) for _ in images]
-    return LabeledData([path for images in items for path in images], labels, names)
-
-
-def _load_csv(path: Path) -> LabeledData | PairData:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            columns = [name.strip().lower() for name in next(reader, [])]
-            rows = [[value.strip() for value in row] for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"cannot read CSV {path}: {error}; save it as UTF-8 CSV with a header row") from error
-    if "query" in columns and "document" in columns:
-        wanted = ["query", "document"] + [name for name in ("score", "negative") if name in columns]
-    else:
-        item_column = next((name for name in ("path", "image", "text") if name in columns), None)
-        if item_column is None or "label" not in columns:
-            raise DataError(f"{path} has columns {columns}; accepted headers are {_CSV_COLUMNS}")
-        wanted = [item_column, "label"]
-    positions = [columns.index(name) for name in wanted]
-    records = []
-    for line, row in enumerate(rows, start=2):
-        if not any(row):
-            continue
-        values = [row[i] if i < len(row) else "" for i in positions]
-        if not all(values[:2]):
-            raise DataError(f"{path}, line {line}: empty {wanted[values.index('')]!r}; fill it in or remove the row")
-        records.append(values)
-    if not records:
-        raise DataError(f"{path} has a header but no rows: add one row per item ({', '.join(wanted)})")
-    if wanted[0] == "query":
-        return _csv_pairs(path, records, wanted)
-    items = [record[0] for record in records]
-    if wanted[0] in ("path", "image"):
-        items = [str(path.parent / item) if not os.path.isabs(item) else item for item in items]
-        missing = [item for item in items if not os.path.isfile(item)]
-        if missing:
-            raise DataError(
-                f"{path}: {len(missing)} image files not found, e.g. {missing[0]}; paths are relative "
-                "to the CSV's folder: fix the paths or remove those rows"
-            )
-    labels, classes = encode_labels([record[1] for record in records])
-    return LabeledData(items, labels, classes)
-
-
-def _csv_pairs(path: Path, records: list[list[str]], columns: list[str]) -> PairData:
-    scores = negatives = None
-    if "score" in columns:
-        try:
-            scores = [float(record[columns.index("score")]) for record in records]
-        except ValueError as error:
-            raise DataError(f"{path}: every score must be a number ({error}); fix or drop the score column") from None
-    if "negative" in columns:
-        negatives = [record[columns.index("negative")] for record in records]
-    return PairData([record[0] for record in records], [record[1] for record in records], scores, negatives)
-
-
-def _load_list(source: Sequence, kind: str) -> LabeledData | PairData:
-    if not source:
-        raise DataError("the data list is empty: give a list of (item, label) or (query, document) tuples")
-    if all(isinstance(entry, (tuple, list)) and len(entry) == 3 for entry in source):
-        queries, documents, negatives = (list(column) for column in zip(*source))
-        return PairData(queries, documents, negatives=negatives)
-    if not all(isinstance(entry, (tuple, list)) and len(entry) == 2 for entry in source):
-        raise DataError(
-            "every list entry must be an (item, label) or (query, document) tuple of 2 values, "
-            "or a (query, document, negative) triplet"
-        )
-    firsts, seconds = [entry[0] for entry in source], [entry[1] for entry in source]
-    if kind == "pairs" or (kind == "auto" and _looks_like_pairs(firsts, seconds)):
-        return PairData(firsts, seconds)
-    labels, classes = encode_labels(seconds)
-    return LabeledData(firsts, labels, classes)
-
-
-def _looks_like_pairs(firsts: list, seconds: list) -> bool:
-    if not all(isinstance(value, str) for value in firsts + seconds):
-        return False
-    if any(Path(value).suffix.lower() in IMAGE_EXTENSIONS for value in firsts[:100]):
-        return False
-    return len(set(seconds)) == len(seconds)
-
-
-def _load_dataset(dataset: Dataset) -> LabeledData:
-    if len(dataset) == 0:
-        raise DataError(f"the {type(dataset).__name__} is empty")
-    first = dataset[0]
-    if not (isinstance(first, (tuple, list)) and len(first) == 2):
-        raise DataError(f"a {type(dataset).__name__} must return (item, label) tuples, got {type(first).__name__}")
-    raw = getattr(dataset, "targets", None)
-    if raw is None:
-        raw = getattr(dataset, "labels", None)
-    if raw is None or len(raw) != len(dataset):
-        raw = [dataset[i][1] for i in range(len(dataset))]
-    raw = raw.tolist() if hasattr(raw, "tolist") else list(raw)
-    labels, classes = encode_labels(raw, names=getattr(dataset, "classes", None))
-    return LabeledData(DatasetItems(dataset), labels, classes)
