@@ -197,9 +197,11 @@ def _require(table: Table, roles: dict[str, str], needed: Sequence[str], kind: D
     if missing:
         role = missing[0]
         key = "text" if role == "item" else role
+        article = "an" if role[0] in "aeiou" else "a"
         raise DataError(
-            f"kind={kind.value!r} needs a {role} column ({' / '.join(DEFAULT_COLUMNS[role])}), but {table.name} has "
-            f"only {', '.join(map(str, table.column_names))}: name yours with columns={{{key!r}: '<column>'}}"
+            f"kind={kind.value!r} needs {article} {role} column ({' / '.join(DEFAULT_COLUMNS[role])}), but "
+            f"{table.name} has only {', '.join(map(str, table.column_names))}: "
+            f"name yours with columns={{{key!r}: '<column>'}}"
         )
 
 

@@ -62,7 +62,7 @@ def test_kind_that_the_table_does_not_hold_raises(tabular):
     pairs = tabular({"query": ["q1", "q2"], "document": ["d1", "d2"]})
     with pytest.raises(DataError, match=r"kind='scored_pairs' needs a score column .*columns=\{'score'"):
         load_data(pairs, kind="scored_pairs")
-    with pytest.raises(DataError, match=r"kind='labeled' needs a item column .*columns=\{'text'"):
+    with pytest.raises(DataError, match=r"kind='labeled' needs an item column .*columns=\{'text'"):
         load_data(pairs, kind="labeled")
     with pytest.raises(DataError, match="kind='labeled' contradicts columns="):
         load_data(pairs, kind="labeled", columns={"query": "query"})
