@@ -1,4 +1,5 @@
-"""Data for finetuner: sources (folders, CSVs, lists, pairs, Datasets), preprocessing, samplers, loaders.
+"""Data for finetuner: `load_data` over many formats (folders, CSV, JSONL, Parquet, DataFrames, datasets, lists,
+torch Datasets), preprocessing, samplers, loaders.
 
 Example:
     >>> from finetuner.data import ImagePreprocessing, ItemDataset, load_data, make_loader
@@ -12,6 +13,16 @@ Example:
 from finetuner.data.datasets import ItemDataset, PairDataset, default_num_workers, make_loader
 from finetuner.data.errors import DataError
 from finetuner.data.fashion_mnist import FASHION_MNIST_CLASSES, export_fashion_mnist, load_fashion_mnist
+from finetuner.data.formats import (
+    IMAGE_EXTENSIONS,
+    DataFormat,
+    DataKind,
+    FileFormat,
+    Table,
+    list_formats,
+    register_format,
+    table_to_data,
+)
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -19,16 +30,9 @@ from finetuner.data.preprocessing import (
     Preprocessing,
     preprocessing_from_config,
 )
+from finetuner.data.records import DatasetItems, LabeledData, PairData, check_at_least_two_classes, encode_labels
 from finetuner.data.samplers import ClassBalancedSampler
-from finetuner.data.sources import (
-    IMAGE_EXTENSIONS,
-    DatasetItems,
-    LabeledData,
-    PairData,
-    check_at_least_two_classes,
-    encode_labels,
-    load_data,
-)
+from finetuner.data.sources import load_data
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -37,19 +41,26 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ClassBalancedSampler",
     "DataError",
+    "DataFormat",
+    "DataKind",
     "DatasetItems",
+    "FileFormat",
     "ImagePreprocessing",
     "ItemDataset",
     "LabeledData",
     "PairData",
     "PairDataset",
     "Preprocessing",
+    "Table",
     "check_at_least_two_classes",
     "default_num_workers",
     "encode_labels",
     "export_fashion_mnist",
+    "list_formats",
     "load_data",
     "load_fashion_mnist",
     "make_loader",
     "preprocessing_from_config",
+    "register_format",
+    "table_to_data",
 ]

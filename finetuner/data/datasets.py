@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from finetuner.data.preprocessing import ImagePreprocessing, Preprocessing
+from finetuner.data.records import DatasetItems
 from finetuner.data.samplers import ClassBalancedSampler
-from finetuner.data.sources import DatasetItems
 
 MAX_AUTO_WORKERS = 4
 

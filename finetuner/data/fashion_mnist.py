@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finetuner.data.sources import LabeledData
+from finetuner.data.records import LabeledData
 
 ASSET = Path(__file__).parent / "assets" / "fashion_mnist_small.npz"
 FASHION_MNIST_CLASSES = [

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from finetuner.data.errors import DataError
+from finetuner.data.formats import IMAGE_EXTENSIONS
 from finetuner.data.preprocessing import ImagePreprocessing
-from finetuner.data.sources import IMAGE_EXTENSIONS
 
 
 def is_text(item: Any) -> bool:

@@ -24,7 +24,7 @@ class TextPreprocessing:
 
     Example:
         >>> prep = TextPreprocessing("path/to/all-MiniLM-L6-v2", max_length=128)  # doctest: +SKIP
-        >>> batch = prep.collate([prep.load("a cat", train=True), prep.load("a dog sat", train=True)])
+        >>> batch = prep.collate([prep.load("a cat", train=True), prep.load("a dog sat", train=True)])  # doctest: +SKIP
         >>> sorted(batch)  # doctest: +SKIP
         ['attention_mask', 'input_ids', 'token_type_ids']
     """
