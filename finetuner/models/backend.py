@@ -208,6 +208,17 @@ def unregister_backend(name: str) -> None:
     del _BACKENDS[name]
 
 
+def list_backends() -> list[Backend]:
+    """The registered backends, sorted by name.
+
+    Example:
+        >>> [backend.name for backend in list_backends()]
+        ['clip', 'custom', 'hf_text', 'timm', 'torchvision']
+    """
+    _ensure_loaded()
+    return [backend for _, backend in sorted(_BACKENDS.items())]
+
+
 def get_backend(source: str | None) -> Backend:
     """The backend named ``source`` (a `Backbone` spec's ``"source"``).
 

@@ -13,13 +13,14 @@ from finetuner.models.backbone import Backbone
 from finetuner.models.backend import Backend, register_backend
 from finetuner.models.weights import find_weights, load_state_dict, missing_weights_error
 
-# name -> size of the features that feed the original classifier
+# name -> size of the default embedding (the features that feed the original classifier; MobileNetV3: the hidden
+# layer of its 2-layer classifier, timm's pre_logits)
 _OUTPUT_DIMS = {
     **{name: dim for name, dim in zip(("resnet18", "resnet34"), (512, 512))},
     **{name: 2048 for name in ("resnet50", "resnet101", "resnet152")},
     **dict(zip((f"efficientnet_b{i}" for i in range(8)), (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))),
-    "mobilenet_v3_small": 576,
-    "mobilenet_v3_large": 960,
+    "mobilenet_v3_small": 1024,
+    "mobilenet_v3_large": 1280,
     "vit_b_16": 768,
     "vit_b_32": 768,
     "convnext_tiny": 768,
