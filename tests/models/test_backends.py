@@ -146,3 +146,30 @@ def test_timm_weights_come_from_the_hub_cache_without_changing_global_settings(t
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+
+def test_policies_the_api_reads_instead_of_source_names():
+    policies = {b.name: (b.pools_itself, b.default_pair_loss) for b in map(get_backend, ("clip", "hf_text", "timm"))}
+    assert policies == {
+        "clip": (True, "CLIPLoss"),
+        "hf_text": (True, "MultipleNegativesRankingLoss"),
+        "timm": (False, "MultipleNegativesRankingLoss"),
+    }
+
+
+def test_layer_name_cuts_per_backend():
+    from transformers import AutoModel, BertConfig
+
+    from finetuner.models.clip import TINY_CONFIG, build_clip
+    from finetuner.models.hf_text import HFTextEncoder
+
+    image = build_backbone("test_cnn", pretrained=False)
+    assert image.backend.cut(image, "layer1") == "layer1"  # left to Tailor's chop
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32)
+    text = Backbone(HFTextEncoder(AutoModel.from_config(config)), None, {"source": "hf_text", "config": {}})
+    assert text.backend.cut(text, "transformer.encoder.layer.1") is None  # done: the first 2 blocks are kept
+    assert len(text.module.transformer.encoder.layer) == 2 and text.spec["config"]["num_hidden_layers"] == 2
+    clip = build_clip(TINY_CONFIG)
+    assert clip.backend.cut(clip, None) is None
+    with pytest.raises(ValueError, match="not supported for CLIP dual encoders"):
+        clip.backend.cut(clip, "clip.visual")
