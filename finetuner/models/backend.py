@@ -266,14 +266,7 @@ def get_entry(name: str) -> ModelEntry | None:
         'timm'
     """
     _ensure_loaded()
-    return _find_entry(name)
-
-
-def _find_entry(name: str) -> ModelEntry | None:
-    for backend in _BACKENDS.values():
-        if name in backend._entries:
-            return backend._entries[name]
-    return None
+    return next((backend._entries[name] for backend in _BACKENDS.values() if name in backend._entries), None)
 
 
 def list_models(pattern: str = "*") -> list[ModelEntry]:
