@@ -7,6 +7,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import tiny_backend  # noqa: E402, F401  (registers the tiny test models test_cnn and test_vit)
 import torch  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: threads cost more than they save on shared cores

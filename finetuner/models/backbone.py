@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from finetuner.models.backend import Backend, get_backend
+
 
 @dataclass
 class Backbone:
@@ -18,6 +20,7 @@ class Backbone:
         spec: JSON recipe that rebuilds the same architecture without weights (see `rebuild_backbone`).
         example_input: a batch the network accepts, used to inspect and chop it.
         classifier: dotted name of the original classification layer, if the network has one.
+        extras: what else the family provides (CLIP: ``extras["tokenizer"]``).
     """
 
     module: nn.Module
@@ -26,3 +29,13 @@ class Backbone:
     example_input: Any = None
     classifier: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> Backend:
+        """The `Backend` that built this network (from ``spec["source"]``): its policies for the API.
+
+        Example:
+            >>> build_backbone("all-MiniLM-L6-v2").backend.pools_itself
+            True
+        """
+        return get_backend(self.spec.get("source"))

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models._registry import register_model
 from finetuner.models.backbone import Backbone
+from finetuner.models.backend import Backend, register_backend
 from finetuner.models.weights import WeightsNotFoundError, load_state_dict
 
 PREFIX = "open_clip:"
@@ -100,7 +100,7 @@ def build_clip(
     return Backbone(
         module=module,
         preprocessing=ImageTextPreprocessing(image, context_length=config["text_cfg"].get("context_length", 77)),
-        spec={"source": "clip", "config": config},
+        spec={"source": CLIPBackend.name, "config": config},
         example_input=torch.randn(2, 3, size, size),
         extras={"tokenizer": open_clip.SimpleTokenizer(context_length=config["text_cfg"].get("context_length", 77))},
     )
@@ -133,7 +133,33 @@ def _config(name: str | dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-@register_model(PREFIX + "ViT-B-32", backend="clip", output_dim=512, weights="file passed as weights=")
+class CLIPBackend(Backend):
+    """open_clip dual encoders: ``open_clip:<architecture>``; they pool by themselves and train with `CLIPLoss`."""
+
+    name = "clip"
+    prefix = PREFIX
+    pools_itself = True
+    default_pair_loss = "CLIPLoss"
+
+    def create(self, name: str, pretrained: bool = False, **kwargs: Any) -> Backbone:
+        return build_clip(PREFIX + name, pretrained=pretrained, **kwargs)
+
+    def rebuild(self, spec: dict[str, Any], folder: str | Path | None = None) -> CLIPDualEncoder:
+        return rebuild(spec, folder)
+
+    def cut(self, backbone: Backbone, layer_name: str | None) -> None:
+        if layer_name is not None:
+            raise ValueError(
+                f"layer_name={layer_name!r} is not supported for CLIP dual encoders (each tower already gives one "
+                "vector): leave layer_name unset, and freeze layers instead (freeze=[...])."
+            )
+        return None
+
+
+CLIP = register_backend(CLIPBackend())
+
+
+@CLIP.register_model(PREFIX + "ViT-B-32", output_dim=512, weights="file passed as weights=")
 def vit_b_32(pretrained: bool = False, weights: str | Path | None = None) -> Backbone:
     """open_clip ViT-B/32 (image and text towers, 512-d embeddings).
 

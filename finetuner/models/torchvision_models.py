@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from finetuner.models._registry import register_model
 from finetuner.models.backbone import Backbone
+from finetuner.models.backend import Backend, register_backend
 from finetuner.models.weights import find_weights, load_state_dict, missing_weights_error
 
-# name -> size of the features that feed the original classifier
+# name -> size of the default embedding (the features that feed the original classifier; MobileNetV3: the hidden
+# layer of its 2-layer classifier, timm's pre_logits)
 _OUTPUT_DIMS = {
     **{name: dim for name, dim in zip(("resnet18", "resnet34"), (512, 512))},
     **{name: 2048 for name in ("resnet50", "resnet101", "resnet152")},
     **dict(zip((f"efficientnet_b{i}" for i in range(8)), (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))),
-    "mobilenet_v3_small": 576,
-    "mobilenet_v3_large": 960,
+    "mobilenet_v3_small": 1024,
+    "mobilenet_v3_large": 1280,
     "vit_b_16": 768,
     "vit_b_32": 768,
     "convnext_tiny": 768,
@@ -63,17 +66,21 @@ def build_torchvision(name: str, pretrained: bool = True, weights: str | Path | 
     )
 
 
-def _register(name: str, dim: int) -> None:
-    def builder(pretrained: bool = True, **kwargs) -> Backbone:
+class TorchvisionBackend(Backend):
+    """torchvision classification models: the names below, or any torchvision name as ``torchvision:<name>``."""
+
+    name = "torchvision"
+    prefix = "torchvision:"
+
+    def create(self, name: str, pretrained: bool = True, **kwargs: Any) -> Backbone:
         return build_torchvision(name, pretrained, **kwargs)
 
-    register_model(name, backend="torchvision", output_dim=dim, weights="torchvision file on disk")(builder)
+    def rebuild(self, spec: dict[str, Any], folder: str | Path | None = None) -> nn.Module:
+        return build_torchvision(spec["name"], pretrained=False, **spec.get("kwargs", {})).module
 
 
+TORCHVISION = register_backend(TorchvisionBackend())
 for _name, _dim in _OUTPUT_DIMS.items():
-    _register(_name, _dim)
-
-
-def rebuild(spec: dict, folder=None) -> nn.Module:
-    """The architecture of a saved torchvision model, random weights."""
-    return build_torchvision(spec["name"], pretrained=False, **spec.get("kwargs", {})).module
+    TORCHVISION.register_model(_name, output_dim=_dim, weights="torchvision file on disk")(
+        partial(build_torchvision, _name)
+    )

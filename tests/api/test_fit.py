@@ -5,10 +5,10 @@ import logging
 import numpy as np
 import pytest
 import torch
+from tiny_backend import TinyResNet
 
 import finetuner
 from finetuner.data import DataError
-from finetuner.models.test_models import TinyResNet
 from finetuner.tailor import ClassificationHead, ProjectionHead
 from finetuner.training import Callback, EarlyStopping, WiSEFTCallback
 

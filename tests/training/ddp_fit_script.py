@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import tiny_backend  # noqa: F401  (registers test_cnn; the test puts tests/ on PYTHONPATH)
 from safetensors.torch import save_file
 
 import finetuner

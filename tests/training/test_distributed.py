@@ -20,7 +20,9 @@ import finetuner
 def test_fit_under_torchrun_trains_identical_replicas(tmp_path):
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     script = Path(__file__).with_name("ddp_fit_script.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the finetuner under test (not another install) and tests/ (for tiny_backend) on the workers' path
+    path = [str(Path(finetuner.__file__).parents[1]), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, path))}
     result = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
         capture_output=True,
