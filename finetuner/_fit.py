@@ -68,7 +68,7 @@ def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig)
     elif model.task == "classification":
         name = "CrossEntropyLoss"
     elif data.pairs:
-        name = "CLIPLoss" if model.spec["backbone"].get("source") == "clip" else "MultipleNegativesRankingLoss"
+        name = model.backend.default_pair_loss
     else:
         name = "TripletMarginLoss"
     loss = build_loss(

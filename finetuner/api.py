@@ -102,16 +102,10 @@ def build_model(
         **config.model_options,
     )
     freeze = _resolve_freeze(backbone.module, freeze)
-    source = backbone.spec.get("source")
-    if source in ("clip", "hf_text"):
-        # Encoders that already pool to one vector (text with the attention mask, CLIP per tower): nothing to cut,
-        # but a text encoder can keep its first blocks only.
-        if layer_name is not None and source == "clip":
-            raise ValueError("layer_name is not supported for CLIP dual encoders: freeze layers instead.")
-        if layer_name is not None:
-            from finetuner.models.hf_text import truncate_blocks
-
-            truncate_blocks(backbone, layer_name)
+    backend = backbone.backend
+    layer_name = backend.cut(backbone, layer_name)  # text keeps its first blocks, CLIP refuses; else Tailor chops
+    if backend.pools_itself:
+        # Encoders that already pool to one vector (text with the attention mask, CLIP per tower): nothing to chop.
         tailored = tailor.attach(tailor.freeze(backbone.module, freeze) if freeze else backbone.module, None)
         if output_dim is not None:
             tailored.head = _make_head(head, tailored, backbone.example_input, output_dim)

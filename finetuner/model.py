@@ -18,6 +18,7 @@ from finetuner.tailor import Head, TailoredModel
 
 if TYPE_CHECKING:
     from finetuner.data.preprocessing import Preprocessing
+    from finetuner.models import Backend
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -56,6 +57,13 @@ class EmbeddingModel(TailoredModel):
     @property
     def task(self) -> str:
         return self.spec.get("task", "embedding")
+
+    @property
+    def backend(self) -> Backend:
+        """The model family this model's backbone comes from (`finetuner.models.Backend`)."""
+        from finetuner.models import get_backend
+
+        return get_backend(self.spec["backbone"].get("source"))
 
     @property
     def classes(self) -> list[str]:
