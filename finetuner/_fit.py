@@ -13,27 +13,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner.config import FitConfig, OutputConfig
+from finetuner.config import EvalConfig, FitConfig, OutputConfig
 from finetuner.core.device import autocast_dtype, resolve_device
-from finetuner.data import LabeledData, PairData, load_data
-from finetuner.evaluation import Evaluator
+from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out, load_data
+from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
 from finetuner.run import Run
+from finetuner.tailor import Head
 from finetuner.training import build_loss, build_miner, distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_module
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import needs_two_classes
+from finetuner.training.pair_losses import PairLoss, find_pair_loss
+from finetuner.training.selection import ModelSelection
 
 logger = logging.getLogger("finetuner")
 
 
 @dataclass
 class FitData:
-    """Training data and the evaluation data that scores it (None: no evaluation)."""
+    """Training data and the evaluation data that scores it (None: no evaluation), with the classes held out of
+    training when the evaluation data was taken from the training data."""
 
     train: LabeledData | PairData
     eval: LabeledData | PairData | None
+    held_out_classes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def pairs(self) -> bool:
@@ -43,16 +48,45 @@ class FitData:
     def classes(self) -> list[str] | None:
         return None if self.pairs else list(self.train.classes)
 
+    @property
+    def trained_classes(self) -> list[str] | None:
+        """The classes training items have (held-out classes keep their name in ``classes`` but have no item)."""
+        return None if self.pairs else sorted({self.train.classes[label] for label in self.train.labels})
+
 
 def prepare_data(train_data: Any, eval_data: Any, config: FitConfig) -> FitData:
-    """Load the training and evaluation data; ``val_split`` holds out a stratified part of the training data."""
-    train = load_data(train_data)
-    evaluation = load_data(eval_data) if eval_data is not None else None
-    if evaluation is None and config.data.val_split:
-        train, evaluation = train.split(config.data.val_split, seed=config.training.seed)  # (rest, held out)
+    """Load the training and evaluation data (the kind the loss needs); without ``eval_data``, hold out
+    validation data from the training data: items of the training classes and, for embeddings, whole classes."""
+    kind = data_kind(config)
+    columns = config.data.columns
+    train = load_data(train_data, kind=kind, columns=columns)
     if config.model.task == "classification" and isinstance(train, PairData):
         raise ValueError("task='classification' needs labelled data (item, label), not (query, document) pairs.")
-    return FitData(train, evaluation)
+    if eval_data is not None:
+        eval_kind = DataKind.PAIRS if kind.is_pairs else kind  # evaluation ranks documents: no scores needed
+        return FitData(train, load_data(eval_data, kind=eval_kind, columns=columns))
+    classes = config.data.val_class_split if config.model.task == "embedding" else 0.0
+    try:
+        split = hold_out(train, config.data.val_split, classes, seed=config.training.seed)
+    except DataError as error:
+        logger.warning("no validation data: %s", error)
+        return FitData(train, None)
+    if split.validation is None:
+        logger.warning("no validation data (val_split=0, val_class_split=0): the last epoch is returned unchecked")
+    return FitData(split.train, split.validation, split.held_out_classes)
+
+
+def data_kind(config: FitConfig) -> DataKind:
+    """The kind of data training needs: labels for classification and metric losses, pairs for a pair loss
+    (scored pairs when it uses scores), else what the user said (``auto`` infers)."""
+    kind = DataKind(config.data.kind)
+    loss = config.training.loss
+    if config.model.task == "classification" or loss is None or kind is not DataKind.AUTO:
+        return DataKind.LABELED if config.model.task == "classification" else kind
+    pair_loss = loss if isinstance(loss, PairLoss) else find_pair_loss(loss) if isinstance(loss, str) else None
+    if pair_loss is None:
+        return DataKind.LABELED
+    return DataKind.SCORED_PAIRS if pair_loss.uses_scores else DataKind.PAIRS
 
 
 def apply_data_options(model: EmbeddingModel, config: FitConfig) -> None:
@@ -105,7 +139,7 @@ class TrainingPlan:
     model: EmbeddingModel
     trained: nn.Module
     batches: Any
-    evaluator: Evaluator | None
+    evaluator: ValidationEvaluator | None
     train_features: dict[str, list[torch.Tensor]] | None = None
     eval_features: dict[str, torch.Tensor] | None = None
     batch_size: int = 64
@@ -132,8 +166,9 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
     training = config.training
     evaluator = None
     if data.eval is not None:
-        evaluator = Evaluator(
+        evaluator = ValidationEvaluator(
             data.eval,
+            data.trained_classes,
             task=model.task,
             classes=model.classes,
             k=config.evaluation.k,
@@ -150,7 +185,58 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
         plan.trained, plan.batches = model.head, tensor_batches(plan.train_features, data.train, sampler)
     else:
         plan.batches = item_batches(model, data.train, sampler, training)
+    initialize_head(plan, data)
     return plan
+
+
+def initialize_head(plan: TrainingPlan, data: FitData, sample_size: int = 4096) -> None:
+    """Give the head a data-dependent start (`Head.initialize`) from the training features: the cached ones, or
+    the backbone's features of a seeded sample of training items."""
+    head = plan.model.head
+    if head is None or type(head).initialize is Head.initialize:  # nothing to do: spare the forward pass
+        return
+    if plan.train_features is not None:
+        features = torch.cat([views[0] for views in plan.train_features.values()])
+    else:
+        items = [item for column in columns(data.train).values() for item in column]
+        rng = np.random.default_rng(0)
+        sample = [items[i] for i in np.sort(rng.permutation(len(items))[:sample_size])]
+        features = torch.from_numpy(plan.model.outputs(plan.model.features, sample, plan.batch_size))
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randperm(len(features), generator=generator)[:sample_size]
+    head.initialize(features[rows].float().to(next(head.parameters()).device))
+
+
+def model_selection(
+    plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig
+) -> ModelSelection | None:
+    """The callback that returns the best validated candidate (None without validation data or when turned off)."""
+    if plan.evaluator is None or not evaluation.select_best:
+        return None
+    return ModelSelection(
+        plan.evaluator.selection_key,
+        plan.evaluator.guard_key,
+        reference=untuned,
+        tolerance=evaluation.guard_tolerance,
+    )
+
+
+def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
+    """One log paragraph: before -> after on the whole validation set, on held-out items of the training classes
+    and on held-out classes, and which candidate was kept and why."""
+    before, after, selection = metrics["before"], metrics["after"], metrics["selection"]
+    lines = []
+    for prefix, name in (("", "validation"), ("seen/", "items of training classes"), ("new/", "held-out classes")):
+        keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if prefix + k in after]
+        if keys:
+            shown = ", ".join(f"{k} {before[prefix + k]:.4f} -> {after[prefix + k]:.4f}" for k in keys)
+            lines.append(f"  {name}: {shown}")
+    if data.held_out_classes:
+        lines.append(f"  held-out classes: {', '.join(data.held_out_classes)}")
+    epoch, alpha = selection.get("epoch"), selection.get("alpha")
+    kept = f"epoch {epoch}" if epoch is not None else f"a mix of the start and the best epoch (alpha={alpha})"
+    lines.append(f"  kept {kept}: {selection.get('reason', '')}")
+    return "model selection\n" + "\n".join(lines)
 
 
 def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: TrainConfig):

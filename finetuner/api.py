@@ -238,26 +238,30 @@ def fit(
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
+    metrics: dict[str, Any] = {}
+    if plan.evaluator is not None:
+        metrics["before"] = _main_process_metrics("before training", plan.untuned_metrics)
+    selection = _fit.model_selection(plan, metrics.get("before"), config.evaluation)
     trainer = Trainer(
         plan.trained,
         loss,
         plan.batches,
         config.training,
         miner=miner,
-        callbacks=_callbacks(callbacks, plan.evaluator is not None, config.output.output_dir),
+        callbacks=_callbacks(callbacks, plan.evaluator is not None, config.output.output_dir, selection),
         evaluate=plan.metrics if plan.evaluator is not None else None,
         encode=net.evaluation_outputs,
         save_model=net.save,
     )
-    metrics = {}
-    if plan.evaluator is not None:
-        metrics["before"] = _main_process_metrics("before training", plan.untuned_metrics)
     if config.output.resume_from is not None:
         trainer.resume_from(load_checkpoint(config.output.resume_from))
     history = trainer.fit()
     net.eval()
     if plan.evaluator is not None:
         metrics["after"] = _main_process_metrics("after training", plan.metrics)
+    if selection is not None:
+        metrics["selection"] = selection.result()
+        logger.info("%s", _fit.selection_summary(metrics, data))
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
     distributed.barrier()
@@ -274,10 +278,14 @@ def _main_process_metrics(when: str, compute: Callable[[], dict[str, float]]) ->
     return metrics
 
 
-def _callbacks(user: Sequence[Callback], has_eval: bool, output_dir: str | Path | None) -> list[Callback]:
+def _callbacks(
+    user: Sequence[Callback], has_eval: bool, output_dir: str | Path | None, selection: Callback | None
+) -> list[Callback]:
     callbacks = list(user)
     if has_eval and not any(isinstance(c, EvaluationCallback) for c in callbacks):
         callbacks.insert(0, EvaluationCallback())
+    if selection is not None:
+        callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
     if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
         callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints"))
     return callbacks

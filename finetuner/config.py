@@ -71,16 +71,32 @@ class DataConfig:
     """How training data is read and held out.
 
     Attributes:
-        val_split: hold out this fraction of the training data for evaluation when no ``eval_data`` is given.
+        kind: what the data holds: ``auto`` (inferred when unambiguous; a pair loss asks for pairs), ``labeled``,
+            ``pairs``, ``scored_pairs`` or ``triplets``.
+        columns: which table columns hold what, e.g. ``{"image": "path", "label": "category"}`` or
+            ``{"query": "q", "document": "pos", "negative": "neg"}``.
+        val_split: without ``eval_data``, hold out this fraction of the items of the training classes for
+            validation (0 with ``val_class_split=0``: train on everything, no validation).
+        val_class_split: without ``eval_data`` and with 4 or more classes, also hold out this fraction of whole
+            classes, which stand for the classes added later (selection keeps them from getting worse).
         augment: light training augmentation of images (random resized crop, flip).
     """
 
-    val_split: float = 0.0
+    kind: str = "auto"
+    columns: dict[str, str] | None = None
+    val_split: float = 0.1
+    val_class_split: float = 0.2
     augment: bool = True
 
     def __post_init__(self) -> None:
-        if not 0 <= self.val_split < 1:
-            raise ValueError(f"val_split must be in [0, 1), got {self.val_split}.")
+        from finetuner.data import DataKind
+
+        kinds = [kind.value for kind in DataKind]
+        if str(self.kind) not in kinds:
+            raise ValueError(f"kind must be one of {kinds}, got {self.kind!r}.")
+        for name in ("val_split", "val_class_split"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
 
 
 @dataclass
@@ -113,15 +129,24 @@ class EvalConfig:
     Attributes:
         k: cut-offs of recall@k, precision@k, map@k and ndcg@k.
         max_queries: evaluate on at most this many queries (a seeded sample).
+        select_best: return the best validated candidate (the untrained start included) rather than the last
+            epoch.
+        guard_tolerance: how much the primary metric on held-out classes may fall below the untuned model's
+            before a candidate is refused (None: no guard). When every epoch is refused, the weights are mixed
+            with the start (WiSE-FT), the mix chosen on validation.
     """
 
     k: tuple[int, ...] = (1, 5, 10)
     max_queries: int | None = None
+    select_best: bool = True
+    guard_tolerance: float | None = 0.01
 
     def __post_init__(self) -> None:
         self.k = (self.k,) if isinstance(self.k, int) else tuple(self.k)
         if not self.k or not all(isinstance(v, int) and v > 0 for v in self.k):
             raise ValueError(f"k must be positive cut-offs such as (1, 5, 10), got {self.k}.")
+        if self.guard_tolerance is not None and not 0 <= self.guard_tolerance <= 1:
+            raise ValueError(f"guard_tolerance must be in [0, 1] or None, got {self.guard_tolerance}.")
 
 
 @dataclass

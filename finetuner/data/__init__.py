@@ -23,6 +23,7 @@ from finetuner.data.formats import (
     register_format,
     table_to_data,
 )
+from finetuner.data.holdout import Holdout, hold_out
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -45,6 +46,7 @@ __all__ = [
     "DataKind",
     "DatasetItems",
     "FileFormat",
+    "Holdout",
     "ImagePreprocessing",
     "ItemDataset",
     "LabeledData",
@@ -56,6 +58,7 @@ __all__ = [
     "default_num_workers",
     "encode_labels",
     "export_fashion_mnist",
+    "hold_out",
     "list_formats",
     "load_data",
     "load_fashion_mnist",

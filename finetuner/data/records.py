@@ -121,6 +121,16 @@ class LabeledData:
             >>> len(train), sorted(val.labels)
             (8, [0, 1])
         """
+        rest, part = self.split_indices(fraction, seed)
+        return self.subset(rest.tolist()), self.subset(part.tolist())
+
+    def split_indices(self, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The indices of `split`'s two parts, ``(rest, part)``, each sorted.
+
+        Example:
+            >>> LabeledData(list(range(4)), [0, 0, 1, 1], ["a", "b"]).split_indices(0.5)[1].tolist()
+            [1, 2]
+        """
         _check_fraction(fraction)
         rng = np.random.default_rng(seed)
         labels = np.asarray(self.labels, dtype=np.int64)
@@ -134,7 +144,7 @@ class LabeledData:
         part = np.sort(np.concatenate([indices[:q] for indices, q in zip(per_class, quotas)] + [np.empty(0, int)]))
         rest = np.setdiff1d(np.arange(len(labels)), part)
         _check_parts(len(rest), len(part), len(labels), fraction)
-        return self.subset(rest.tolist()), self.subset(part.tolist())
+        return rest, part
 
 
 @dataclass(repr=False)

@@ -9,9 +9,11 @@ Example:
 
 from finetuner.evaluation.evaluator import Evaluator, evaluate_data
 from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
+from finetuner.evaluation.validation import ValidationEvaluator
 
 __all__ = [
     "Evaluator",
+    "ValidationEvaluator",
     "classification_metrics",
     "evaluate_data",
     "pair_metrics",

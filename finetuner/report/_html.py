@@ -63,6 +63,20 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     return f"<table>\n<tr><th>metric</th>{head}</tr>\n" + "\n".join(rows) + "\n</table>"
 
 
+def selection_block(selection: Mapping[str, Any]) -> str:
+    """Which candidate `fit` kept and why, then every candidate: epoch (or mixing factor), score, guard."""
+    reason = f"<p>{esc(selection.get('reason', ''))}</p>"
+    rows = []
+    for candidate in selection.get("candidates", []):
+        label = f"epoch {candidate['epoch']}" if candidate["epoch"] is not None else f"mix alpha={candidate['alpha']}"
+        kept = (candidate["epoch"], candidate["alpha"]) == (selection.get("epoch"), selection.get("alpha"))
+        cells = "".join(f'<td class="num">{format_value(candidate[k])}</td>' for k in ("score", "guard"))
+        status = "kept" if kept else ("passes" if candidate["passed"] else "fails guard")
+        rows.append(f'<tr><td class="key">{esc(label)}</td>{cells}<td>{esc(status)}</td></tr>')
+    keys = "".join(f'<th class="num">{esc(selection.get(k))}</th>' for k in ("selection_key", "guard_key"))
+    return reason + f"<table>\n<tr><th>candidate</th>{keys}<th></th></tr>\n" + "\n".join(rows) + "\n</table>"
+
+
 def format_value(value: Any) -> str:
     """Metric values with 4 decimals; a dash for a missing one."""
     return f"{float(value):.4f}" if is_number(value) else "&ndash;"

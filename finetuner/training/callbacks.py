@@ -41,6 +41,13 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None:
         """After the last epoch (or an early stop)."""
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a resumed run needs to continue exactly (tensors, numbers, strings, lists, dicts); None: nothing."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (called before ``on_fit_start`` of a resumed run)."""
+
 
 class EvaluationCallback(Callback):
     """Evaluates retrieval metrics every ``every`` epochs and adds them to the history as ``eval/<metric>``.
@@ -168,9 +175,17 @@ class WiSEFTCallback(Callback):
         self.start = copy.deepcopy(trainer.model.state_dict())
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        state = trainer.model.state_dict()
-        with torch.no_grad():
-            for name, tuned in state.items():
-                start = self.start[name].to(tuned.device)
-                if tuned.is_floating_point() and not torch.equal(start, tuned):
-                    tuned.copy_(torch.lerp(start, tuned, self.alpha))
+        interpolate_into(trainer.model, self.start, trainer.model.state_dict(), self.alpha)
+
+
+def interpolate_into(model: torch.nn.Module, start: dict, end: dict, alpha: float) -> None:
+    """Set ``model``'s weights to ``(1 - alpha) * start + alpha * end``; tensors equal in both (frozen ones,
+    integer buffers) are copied exactly, so frozen layers stay bit-identical."""
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, target in state.items():
+            first, last = start[name].to(target.device), end[name].to(target.device)
+            if target.is_floating_point() and not torch.equal(first, last):
+                target.copy_(torch.lerp(first, last, alpha))
+            else:
+                target.copy_(last)

@@ -123,6 +123,10 @@ class Trainer:
         for callback in self.callbacks:
             callback.check(self)
         model = self._setup()
+        saved = (self._resume_state or {}).get("callbacks") or []
+        for callback, (name, state) in zip(self.callbacks, saved):
+            if state is not None and name == type(callback).__name__:  # same callbacks as the interrupted run
+                callback.load_state_dict(state)
         for callback in self.callbacks:
             callback.on_fit_start(self)
         for epoch in range(self.epoch, self.config.epochs):
@@ -187,6 +191,7 @@ class Trainer:
             "global_step": self.global_step,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
+            "callbacks": [(type(callback).__name__, callback.state_dict()) for callback in self.callbacks],
         }
 
     def resume_from(self, state: dict[str, Any]) -> None:

@@ -272,6 +272,7 @@ def test_val_split_holds_out_that_fraction(small_data, tmp_path):
         "test_cnn",
         small_data,
         val_split=0.25,
+        val_class_split=0.0,
         pretrained=False,
         freeze=True,
         output_dim=8,
@@ -280,7 +281,7 @@ def test_val_split_holds_out_that_fraction(small_data, tmp_path):
         callbacks=[size],
         cache_dir=tmp_path,
     )
-    assert size.items == 36  # 75% of 48 items train, 12 are held out
+    assert size.items == 36  # 75% of 48 items train, 12 are held out (no whole class held out)
     assert {"before", "after"} <= set(run.metrics)
 
 

@@ -91,3 +91,18 @@ def test_without_history_or_metrics(tmp_path):
 def test_single_stage_has_no_change_column(tmp_path):
     _, page = _write(tmp_path, metrics={"after": {"recall@1": 0.7, "primary_metric": "recall@1"}})
     assert "0.7000" in page and "change" not in page
+
+
+def test_model_selection_gets_its_own_section_not_a_metrics_column(tmp_path):
+    selection = {
+        "epoch": 2, "alpha": 1.0, "reason": "best validated candidate by seen/map@r", "selection_key": "seen/map@r",
+        "guard_key": "new/map@r",
+        "candidates": [
+            {"epoch": 0, "alpha": 1.0, "score": 0.5, "guard": 0.9, "passed": True},
+            {"epoch": 2, "alpha": 1.0, "score": 0.7, "guard": 0.89, "passed": True},
+        ],
+    }
+    metrics = {"before": {"map@r": 0.5}, "after": {"map@r": 0.7}, "selection": selection}
+    _, page = _write(tmp_path, history=[], metrics=metrics, config={})
+    assert "Model selection" in page and "best validated candidate" in page and "epoch 2" in page
+    assert "<th class=\"num\">selection</th>" not in page

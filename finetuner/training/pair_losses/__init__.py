@@ -8,6 +8,7 @@ anywhere else (a user's script) registers itself the same way.
 from finetuner.training.pair_losses.base import (
     PairLoss,
     create_pair_loss,
+    find_pair_loss,
     gather_with_grad,
     list_pair_losses,
     ranking_loss,
@@ -22,6 +23,7 @@ __all__ = [
     "MultipleNegativesRankingLoss",
     "PairLoss",
     "create_pair_loss",
+    "find_pair_loss",
     "gather_with_grad",
     "list_pair_losses",
     "ranking_loss",

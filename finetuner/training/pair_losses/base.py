@@ -134,6 +134,16 @@ def list_pair_losses() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def find_pair_loss(name: str) -> type[PairLoss] | None:
+    """The `PairLoss` subclass registered under ``name`` (class name or alias), or None.
+
+    Example:
+        >>> find_pair_loss("InfoNCELoss").__name__, find_pair_loss("TripletMarginLoss")
+        ('MultipleNegativesRankingLoss', None)
+    """
+    return _REGISTRY.get(name)
+
+
 def create_pair_loss(name: str, **kwargs: Any) -> PairLoss:
     """A new pair loss by class name or alias, with ``kwargs`` for its constructor.
 

@@ -1,0 +1,83 @@
+"""Automatic validation data: held-out items of the training classes and, with enough classes, whole held-out
+classes that stand for the classes users add later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from finetuner.data.errors import DataError
+from finetuner.data.records import LabeledData, PairData
+
+MIN_CLASSES_FOR_CLASS_HOLDOUT = 4
+
+
+@dataclass
+class Holdout:
+    """Training data and the validation data taken from it.
+
+    Attributes:
+        train: what training sees.
+        validation: held-out items of the training classes plus every item of the held-out classes (None: nothing
+            was held out).
+        held_out_classes: names of the classes that are wholly in ``validation``.
+    """
+
+    train: LabeledData | PairData
+    validation: LabeledData | PairData | None
+    held_out_classes: list[str]
+
+
+def hold_out(
+    data: LabeledData | PairData, items: float = 0.1, classes: float = 0.2, *, seed: int = 0
+) -> Holdout:
+    """Take validation data out of ``data``: a stratified ``items`` fraction of each training class and, with 4 or
+    more classes, about a ``classes`` fraction of whole classes (at least one, and at least two classes stay for
+    training). Pairs are split by ``items`` only. Seeded: the same seed gives the same split.
+
+    Example:
+        >>> data = LabeledData([f"{c}{i}.png" for c in "abcde" for i in range(10)], [i // 10 for i in range(50)],
+        ...                    list("abcde"))
+        >>> split = hold_out(data, items=0.2, classes=0.2, seed=0)
+        >>> len(split.train), len(split.validation), split.held_out_classes
+        (32, 18, ['e'])
+    """
+    for name, value in (("items", items), ("classes", classes)):
+        if not 0 <= value < 1:
+            raise ValueError(f"the hold-out {name} fraction must be in [0, 1), got {value}.")
+    if isinstance(data, PairData):
+        if not items:
+            return Holdout(data, None, [])
+        train, validation = data.split(items, seed=seed)
+        return Holdout(train, validation, [])
+    labels = np.asarray(data.labels)
+    present = np.unique(labels)
+    count = 0
+    if classes and len(present) >= MIN_CLASSES_FOR_CLASS_HOLDOUT:
+        count = min(max(1, int(round(classes * len(present)))), len(present) - 2)
+    held_classes = np.sort(np.random.default_rng(seed).choice(present, size=count, replace=False))
+    in_held_class = np.isin(labels, held_classes)
+    rest = np.flatnonzero(~in_held_class)
+    held_items = np.empty(0, dtype=np.int64)
+    if items:
+        try:
+            _, part = data.subset(rest.tolist()).split_indices(items, seed=seed)
+        except DataError:
+            raise DataError(
+                f"too little data to hold out {items:.0%} of the items of the training classes for validation "
+                f"({len(rest)} items): pass eval_data=..., or val_split=0 and val_class_split=0 to train on all of it"
+            ) from None
+        held_items = rest[part]
+    validation = np.sort(np.concatenate([held_items, np.flatnonzero(in_held_class)]))
+    if not len(validation):
+        return Holdout(data, None, [])
+    if np.bincount(labels[validation]).max() < 2:
+        raise DataError(
+            f"too little data to hold out validation items ({len(validation)} held out, no class with two): "
+            "pass eval_data=..., a larger val_split, or val_split=0 and val_class_split=0 to train on all of it"
+        )
+    train = np.setdiff1d(np.arange(len(labels)), validation)
+    return Holdout(
+        data.subset(train.tolist()), data.subset(validation.tolist()), [data.classes[c] for c in held_classes]
+    )

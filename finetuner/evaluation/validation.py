@@ -1,0 +1,95 @@
+"""`ValidationEvaluator`: metrics on a whole evaluation set and on its two parts, items of the classes the model
+trained on ("seen") and items of classes it never saw ("new"), from one encoding of the set."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from finetuner.data import LabeledData, PairData
+from finetuner.evaluation.evaluator import EncodeFn, Evaluator
+
+SEEN, NEW = "seen", "new"
+
+
+class ValidationEvaluator:
+    """Scores a model for selection: the headline metrics on the whole set, ``seen/<metric>`` on items of the
+    training classes and ``new/<metric>`` on items of other classes (each part leave-one-out on its own items).
+
+    The parts exist for labelled retrieval data that has both kinds of items (with at least two items in a
+    part); selection then ranks candidates on ``seen/`` and guards ``new/``. Otherwise only the whole set counts.
+
+    Args:
+        data: the evaluation set.
+        train_classes: class names the model trains on (None: pairs or unknown).
+        task, classes, k, max_queries: as for `Evaluator`.
+
+    Example:
+        >>> data = LabeledData([[1, 0], [1, .1], [0, 1], [.1, 1]], [0, 0, 1, 1], ["old", "new"])
+        >>> evaluator = ValidationEvaluator(data, train_classes=["old"], k=(1,))
+        >>> sorted(evaluator(lambda items: np.asarray(items, dtype=np.float32)))[:3]
+        ['map@1', 'map@r', 'mrr']
+        >>> evaluator.selection_key, evaluator.guard_key
+        ('seen/map@r', 'new/map@r')
+    """
+
+    def __init__(
+        self,
+        data: LabeledData | PairData,
+        train_classes: Sequence[str] | None = None,
+        *,
+        task: str = "embedding",
+        classes: Sequence[str] | None = None,
+        k: Sequence[int] = (1, 5, 10),
+        max_queries: int | None = None,
+    ):
+        options: dict[str, Any] = {"task": task, "classes": classes, "k": k, "max_queries": max_queries}
+        self.whole = Evaluator(data, **options)
+        self.parts: dict[str, tuple[np.ndarray, Evaluator]] = {}
+        if isinstance(data, LabeledData) and task == "embedding" and train_classes is not None:
+            trained = set(train_classes)
+            seen = np.asarray([data.classes[label] in trained for label in data.labels], dtype=bool)
+            labels = np.asarray(data.labels)
+            for name, mask in ((SEEN, seen), (NEW, ~seen)):
+                rows = np.flatnonzero(mask)
+                if len(rows) < len(data) and _has_pairs_of_a_class(labels[rows]):
+                    self.parts[name] = (rows, Evaluator(data.subset(rows.tolist()), **options))
+
+    @property
+    def primary_metric(self) -> str:
+        return self.whole.primary_metric
+
+    @property
+    def selection_key(self) -> str:
+        """The metric candidates are ranked on: ``seen/<primary>`` when the set has both parts, else ``<primary>``."""
+        return f"{SEEN}/{self.primary_metric}" if self.has_guard else self.primary_metric
+
+    @property
+    def guard_key(self) -> str | None:
+        """The metric that may not drop (``new/<primary>``), or None when the set has no new classes to guard."""
+        return f"{NEW}/{self.primary_metric}" if self.has_guard else None
+
+    @property
+    def has_guard(self) -> bool:
+        return SEEN in self.parts and NEW in self.parts
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        return self.whole.columns()
+
+    def __call__(self, encode: EncodeFn) -> dict[str, float]:
+        return self.from_outputs({column: encode(items) for column, items in self.columns().items()})
+
+    def from_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Metrics of the whole set plus each part's, prefixed ``seen/`` and ``new/``."""
+        metrics = self.whole.from_outputs(outputs)
+        for name, (rows, evaluator) in self.parts.items():
+            part = evaluator.from_outputs({"items": np.asarray(outputs["items"])[rows]})
+            metrics.update({f"{name}/{key}": value for key, value in part.items()})
+        return metrics
+
+
+def _has_pairs_of_a_class(labels: np.ndarray) -> bool:
+    """Leave-one-out needs a class with two or more items."""
+    return len(labels) > 0 and np.bincount(labels).max() >= 2

@@ -1,0 +1,95 @@
+"""ModelSelection: best validated candidate (epoch 0 included), guard on new classes, WiSE-FT fallback."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import finetuner
+from finetuner.training.selection import ModelSelection
+
+
+class Scalar(nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(value))
+
+
+def fake_trainer(start: float, guard_of):
+    """A trainer whose validation metrics are functions of one weight: selection = w, guard = guard_of(w)."""
+    model = Scalar(start)
+
+    def evaluate():
+        w = model.w.item()
+        return {"seen/map@r": w, "new/map@r": guard_of(w)}
+
+    return SimpleNamespace(model=model, history=[], epoch=0, evaluate=evaluate)
+
+
+def run_epochs(selection, trainer, weights):
+    selection.on_fit_start(trainer)
+    for epoch, w in enumerate(weights):
+        trainer.epoch = epoch
+        with torch.no_grad():
+            trainer.model.w.fill_(w)
+        trainer.history.append({"epoch": epoch + 1, **{f"eval/{k}": v for k, v in trainer.evaluate().items()}})
+        selection.on_epoch_end(trainer)
+    selection.on_fit_end(trainer)
+
+
+def test_best_passing_epoch_is_restored_not_the_last():
+    trainer = fake_trainer(0.0, guard_of=lambda w: 1.0 if w < 0.7 else 0.0)
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 1.0}, tolerance=0.01)
+    run_epochs(selection, trainer, [0.3, 0.6, 0.9])  # epoch 3 is best on seen but collapses new classes
+    assert float(trainer.model.w) == pytest.approx(0.6)
+    assert selection.summary["epoch"] == 2 and selection.summary["alpha"] == 1.0
+
+
+def test_epoch_zero_is_kept_when_training_only_hurts():
+    trainer = fake_trainer(0.5, guard_of=lambda w: 1.0)
+    selection = ModelSelection("seen/map@r", None)
+    run_epochs(selection, trainer, [0.4, 0.2])
+    assert float(trainer.model.w) == pytest.approx(0.5) and selection.summary["epoch"] == 0
+
+
+def test_guard_picks_a_mixing_factor_when_every_epoch_collapses_new_classes():
+    # The start is poor on new classes too (a fresh head); only a mix of start and tuned weights keeps them.
+    trainer = fake_trainer(0.0, guard_of=lambda w: 1.0 - 2 * abs(w - 0.5))
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 0.95}, tolerance=0.05)
+    run_epochs(selection, trainer, [0.9, 1.0])
+    assert selection.summary["epoch"] is None and selection.summary["alpha"] == 0.5
+    assert float(trainer.model.w) == pytest.approx(0.5)
+    assert "WiSE-FT" in selection.summary["reason"]
+    mixes = [c for c in selection.result()["candidates"] if c["epoch"] is None]
+    assert [c["alpha"] for c in mixes] == [0.75, 0.5, 0.25, 0.0] and [c["passed"] for c in mixes] == [
+        False, True, False, False
+    ]
+
+
+def test_no_passing_mix_keeps_the_one_that_loses_least():
+    trainer = fake_trainer(0.0, guard_of=lambda w: 0.5 - 0.1 * w)
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 0.9}, tolerance=0.01)
+    run_epochs(selection, trainer, [1.0])
+    assert selection.summary["alpha"] == 0.0 and "loses least" in selection.summary["reason"]
+
+
+def test_no_guard_without_reference():
+    selection = ModelSelection("seen/map@r", "new/map@r", reference=None)
+    assert selection.floor is None and selection.passes({"new/map@r": 0.0})
+
+
+def test_fit_reports_the_selection_and_returns_the_chosen_candidate(small_data, tmp_path):
+    run = finetuner.fit(
+        "test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=3, batch_size=16,
+        cache_dir=tmp_path, val_split=0.25, val_class_split=0.3,
+    )
+    selection = run.metrics["selection"]
+    assert selection["selection_key"] == "seen/map@r" and selection["guard_key"] == "new/map@r"
+    assert [c["epoch"] for c in selection["candidates"][:4]] == [0, 1, 2, 3]
+    kept = (selection["epoch"], selection["alpha"])
+    chosen = [c for c in selection["candidates"] if (c["epoch"], c["alpha"]) == kept]
+    # the returned model scores what its candidate scored on validation
+    assert run.metrics["after"]["seen/map@r"] == pytest.approx(chosen[-1]["score"], abs=1e-6)
+    assert {"seen/recall@1", "new/recall@1"} <= set(run.metrics["before"]) and np.isfinite(selection["guard_floor"])
