@@ -238,7 +238,7 @@ class EmbeddingModel(TailoredModel):
 
         return export_onnx(_mergeable_copy(self).eval(), self.example_input(), path, **kwargs)
 
-    def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_kwargs: Any):
+    def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_options: Any):
         """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are
         paths or texts), ready for `search`.
 
@@ -250,7 +250,7 @@ class EmbeddingModel(TailoredModel):
         vectors = self.encode(items)
         if payloads is None and all(isinstance(item, (str, os.PathLike)) for item in items):
             payloads = [str(item) for item in items]
-        self.index = Index(dim=vectors.shape[1], metric="cosine", **index_kwargs)
+        self.index = Index(dim=vectors.shape[1], metric="cosine", **index_options)
         self.index.add(vectors, payloads=payloads)
         return self.index
 

@@ -22,7 +22,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise ValueError(f"device={device!r} but CUDA is not available here: use device='cpu' or 'auto'.")
         return resolved
     if torch.cuda.is_available():
-        from finetuner.training.distributed import local_rank
+        from finetuner.core.distributed import local_rank
 
         return torch.device("cuda", local_rank())
     return torch.device("cpu")
