@@ -12,6 +12,7 @@ Example:
 from finetuner.data.datasets import ItemDataset, PairDataset, default_num_workers, make_loader
 from finetuner.data.errors import DataError
 from finetuner.data.fashion_mnist import FASHION_MNIST_CLASSES, export_fashion_mnist, load_fashion_mnist
+from finetuner.data.loader import Loader
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -41,6 +42,7 @@ __all__ = [
     "ImagePreprocessing",
     "ItemDataset",
     "LabeledData",
+    "Loader",
     "PairData",
     "PairDataset",
     "Preprocessing",

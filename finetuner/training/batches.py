@@ -50,20 +50,21 @@ class ShuffledBatchSampler(BatchSampler):
 
 class LoaderBatches:
     """Batches of preprocessed items from a DataLoader (workers, pinned memory on CUDA) that follows
-    ``batch_sampler``."""
+    ``batch_sampler``. Item ``n`` of epoch ``e`` is augmented under a seed fixed by (the sampler's ``seed``, ``e``,
+    ``n``), so an epoch repeats exactly with any number of workers and after a resume."""
 
     def __init__(self, dataset: Dataset, batch_sampler: BatchSampler, *, num_workers: int | str = "auto"):
         from finetuner.data.datasets import make_loader
 
         self.batch_sampler = batch_sampler
-        self.loader = make_loader(dataset, sampler=batch_sampler, num_workers=num_workers)
+        seed = getattr(batch_sampler, "seed", 0)
+        self.loader = make_loader(dataset, sampler=batch_sampler, num_workers=num_workers, seed=seed)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
     def epoch(self, epoch: int) -> Iterator[Any]:
-        if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(epoch)
+        self.loader.set_epoch(epoch)  # also the batch sampler's epoch
         return iter(self.loader)
 
 
