@@ -153,8 +153,8 @@ class EmbeddingModel(TailoredModel):
         if bad:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise ValueError(
-                f"Refusing to save to {folder}: {shown} hold NaN or infinite values, so every embedding would be "
-                "NaN. Training diverged: retrain with a lower learning_rate (or grad_clip=1.0, precision='fp32')."
+                f"Refusing to save to {folder}: NaN or infinite values in {shown}, so embeddings would be NaN. "
+                "Training diverged: retrain with a lower learning_rate (or grad_clip=1.0, precision='fp32')."
             )
         config = {
             "format": FORMAT,

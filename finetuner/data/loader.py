@@ -99,11 +99,15 @@ class Loader(DataLoader):
         self.generator.manual_seed(_mix(self.seed, epoch) >> 1)  # the shuffle of make_loader(shuffle=True)
         try:
             yield from super().__iter__()
+            return
         except DataError as error:
-            message = _worker_message(error)
+            message, kind = _worker_message(error), type(error)
             if message is None:
                 raise
-            raise type(error)(message) from None
+            # The traceback's frames hold the worker iterator: drop them so it shuts its workers down now
+            # (left to the garbage collector, torch waits 5 s for each worker).
+            error.__traceback__ = None
+        raise kind(message)  # outside the except block: no chained worker traceback
 
 
 def _worker_message(error: BaseException) -> str | None:

@@ -35,7 +35,7 @@ def save_checkpoint(folder: str | Path, state: dict[str, Any], keep: int = 2) ->
     bad = non_finite_tensors(model_state.items())
     if bad:
         raise ValueError(
-            f"Refusing to write checkpoint {target}: {', '.join(bad[:3])} hold NaN or infinite values "
+            f"Refusing to write checkpoint {target}: NaN or infinite values in {', '.join(bad[:3])} "
             "(training diverged: lower the learning rate, or set grad_clip)."
         )
     with atomic_folder(target) as staging:

@@ -258,17 +258,21 @@ class Trainer:
         self._resume_state = state
 
     def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.loss.load_state_dict(state["loss"])
-            if len(state["optimizers"]) != len(self.optimizers):
-                raise ValueError(f"{len(state['optimizers'])} optimizers saved, {len(self.optimizers)} now")
-            for optimizer, saved in zip(self.optimizers, state["optimizers"]):
-                optimizer.load_state_dict(saved)
-        except (RuntimeError, ValueError, KeyError) as error:
+        problem = mismatch_summary(*compare_states(self.loss.state_dict(), state["loss"]))
+        if not problem and len(state["optimizers"]) != len(self.optimizers):
+            problem = f"{len(state['optimizers'])} optimizer(s) saved, {len(self.optimizers)} here"
+        if not problem:
+            try:
+                self.loss.load_state_dict(state["loss"])
+                for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+                    optimizer.load_state_dict(saved)
+            except (RuntimeError, ValueError, KeyError) as error:  # e.g. parameter groups of other sizes
+                problem = " ".join(str(error).split())
+        if problem:
             raise ValueError(
-                f"{state.get('source', 'the checkpoint')} does not fit this run's loss or optimizer ({error}). "
+                f"{state.get('source', 'the checkpoint')} does not fit this run's loss or optimizer ({problem}). "
                 "Resume with the same loss, loss_options and optimizer as the run that wrote it."
-            ) from None
+            )
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             if scheduler is not None and saved is not None:
                 scheduler.load_state_dict(saved)
