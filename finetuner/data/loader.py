@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from finetuner.data.errors import DataError
 
@@ -28,11 +28,12 @@ def _mix(*values: int) -> int:
 
 
 class _SeededItems(Dataset):
-    """Loads ``dataset[index]`` for a key ``(seed, index)`` with torch's, NumPy's and Python's random generators
-    seeded by ``seed``, and puts the caller's generators back afterwards.
+    """Loads ``dataset[index]`` for a key ``(seed, index)`` with torch's CPU generator seeded by ``seed`` (in
+    DataLoader workers also NumPy's and Python's global generators, for user datasets that draw from those).
 
-    A worker's random state then no longer matters: the augmentation an item gets depends only on the key,
-    so it is the same in any worker, with any number of workers, and after resuming a run.
+    A worker's random state then no longer matters: the augmentation an item gets depends only on the key, so it
+    is the same in any worker, with any number of workers, and after resuming a run. In the main process
+    (``num_workers=0``) the trainer's torch generator is put back afterwards.
     """
 
     def __init__(self, dataset: Dataset):
@@ -43,16 +44,17 @@ class _SeededItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         seed, index = key
-        saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
-        try:
-            torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's stays the trainer's
+        if get_worker_info() is not None:  # a worker's generators are its own: no need to restore them
+            torch.default_generator.manual_seed(seed)
             np.random.seed(seed & 0xFFFFFFFF)
             random.seed(seed)
             return self.dataset[index]
+        saved = torch.default_generator.get_state()  # the CPU generator only: CUDA's is untouched
+        try:
+            torch.default_generator.manual_seed(seed)
+            return self.dataset[index]
         finally:
-            torch.set_rng_state(saved[0])
-            np.random.set_state(saved[1])
-            random.setstate(saved[2])
+            torch.default_generator.set_state(saved)
 
 
 class _EpochKeys(Sampler[list[tuple[int, int]]]):

@@ -196,3 +196,11 @@ def test_resuming_with_another_optimizer_setup_names_the_checkpoint(checkpoints,
 def test_an_intact_checkpoint_still_resumes(checkpoints, tmp_path):
     run = resume(checkpoints, tmp_path)
     assert [record["epoch"] for record in run.history] == [1, 2, 3]
+
+
+def test_a_weights_file_holding_objects_is_refused_without_advising_unsafe_loading(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2)}, "extra": Pickled()}, path)
+    with pytest.raises(ValueError) as error:
+        finetuner.build_model("resnet18", weights=str(path))
+    assert_clear(error, "resnet.pth", "Python objects")

@@ -8,7 +8,6 @@ import torch
 import finetuner
 from finetuner.data import ImagePreprocessing
 from finetuner.inference import batched_outputs
-from finetuner.models.test_models import TinyResNet
 
 
 def fit(data, tmp_path, workers, **overrides):
@@ -38,7 +37,7 @@ def test_the_number_of_workers_does_not_change_training(files, tmp_path):
 
 def test_augmented_views_differ_by_epoch_and_not_by_workers(arrays):
     """Cached views (cache_views=K) are epochs 0..K-1 of the augmentation: distinct, and the same in any worker."""
-    model = TinyResNet().eval()
+    model = finetuner.build_model("test_cnn", pretrained=False).eval()
     prep = ImagePreprocessing(input_size=(3, 32, 32))
 
     def view(epoch, workers):
