@@ -149,7 +149,9 @@ class EmbeddingModel(TailoredModel):
         import finetuner
 
         folder = Path(folder)
-        bad = non_finite_tensors(self.state_dict().items())
+        # Parameters and normalisation statistics; other buffers may hold infinities by design (attention masks).
+        statistics = [(n, b) for n, b in self.named_buffers() if n.endswith(("running_mean", "running_var"))]
+        bad = non_finite_tensors([*self.named_parameters(), *statistics])
         if bad:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise ValueError(

@@ -124,6 +124,9 @@ class Trainer:
                 its checkpoints) do not run.
         """
         model = self._setup()
+        # Some buffers hold infinities by design (attention masks of -inf): only those that training turns
+        # non-finite count.
+        masks = set(non_finite_tensors(self.model.named_buffers()))
         for callback in self.callbacks:
             callback.on_fit_start(self)
         for epoch in range(self.epoch, self.config.epochs):
@@ -176,7 +179,7 @@ class Trainer:
             # One collective: every rank learns the mean loss and whether any rank saw a non-finite one.
             loss_sum, bad_steps = distributed.average(torch.stack([total, skipped])).tolist()
             self._check_loss(bad_steps, steps, int(first_bad.item()))
-            self._check_weights()
+            self._check_weights(masks)
             self.history.append({"epoch": epoch + 1, "loss": loss_sum / (steps - bad_steps)})
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
@@ -200,11 +203,12 @@ class Trainer:
         step = first_bad if first_bad > 0 else self.global_step
         raise self._diverged(what, step)
 
-    def _check_weights(self) -> None:
-        """Stop when a trained weight or a buffer (BatchNorm statistics) is no longer finite: once an epoch,
-        one host sync."""
+    def _check_weights(self, masks: set[str]) -> None:
+        """Stop when a trained weight or a buffer (BatchNorm statistics) is no longer finite (buffers in
+        ``masks`` were not finite to begin with): once an epoch, one host sync."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        named += list(self.model.named_buffers()) + [(f"loss.{n}", p) for n, p in self.loss.named_parameters()]
+        named += [(n, b) for n, b in self.model.named_buffers() if n not in masks]
+        named += [(f"loss.{n}", p) for n, p in self.loss.named_parameters()]
         bad = non_finite_tensors(named)
         if bad:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")

@@ -107,3 +107,22 @@ def test_with_grad_scaling_an_epoch_of_overflows_is_an_error():
     trainer, _ = scaled_run(bad_calls=range(1, 100))
     with pytest.raises(TrainingDivergedError, match="every step"):
         trainer.fit()
+
+
+class Masked(nn.Module):
+    """A linear layer with a buffer of -inf by design (like a causal attention mask)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(6, 4)
+        self.register_buffer("mask", torch.full((2, 2), -math.inf).triu(1))
+
+    def forward(self, x):
+        return self.linear(x) + self.mask.exp().sum()  # exp(-inf) = 0: finite outputs
+
+
+def test_buffers_that_start_non_finite_are_not_divergence():
+    features, labels = torch.randn(32, 6), torch.arange(32) % 4
+    batches = TensorBatches([features], labels, ShuffledBatchSampler(32, 8))
+    trainer = Trainer(Masked(), NaNAtCall(calls=[]), batches, TrainConfig(epochs=2, batch_size=8, device="cpu"))
+    assert [r["epoch"] for r in trainer.fit()] == [1, 2]
