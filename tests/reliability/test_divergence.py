@@ -126,3 +126,13 @@ def test_buffers_that_start_non_finite_are_not_divergence():
     batches = TensorBatches([features], labels, ShuffledBatchSampler(32, 8))
     trainer = Trainer(Masked(), NaNAtCall(calls=[]), batches, TrainConfig(epochs=2, batch_size=8, device="cpu"))
     assert [r["epoch"] for r in trainer.fit()] == [1, 2]
+
+
+def test_a_nan_loss_stops_at_the_next_progress_sync_not_at_the_epochs_end():
+    features, labels = torch.randn(200, 6), torch.arange(200) % 4
+    batches = TensorBatches([features], labels, ShuffledBatchSampler(200, 8))  # 25 steps an epoch
+    loss = NaNAtCall(calls=[3])
+    trainer = Trainer(nn.Linear(6, 4), loss, batches, TrainConfig(epochs=1, batch_size=8, device="cpu"))
+    with pytest.raises(TrainingDivergedError, match=r"step 3 \(epoch 1/1\)"):
+        trainer.fit()
+    assert loss.calls == 20  # checked with the progress bar's sync every 20 steps: no sync per step
