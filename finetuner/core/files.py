@@ -155,7 +155,7 @@ def read_safetensors(path: str | Path, what: str, *, shapes_only: bool = False) 
         if not shapes_only:
             return load_file(str(path))
         with safe_open(str(path), "pt") as file:
-            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}  # noqa: SIM118
+            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ValueError(
             f"{path} cannot be read: it is truncated, damaged or not a safetensors file ({_sniff(path)}: {error}). "
