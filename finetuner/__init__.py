@@ -22,11 +22,17 @@ _EXPORTS = {
     "Run": "finetuner.run",
     "EmbeddingModel": "finetuner.model",
     "tailor": "finetuner.tailor",
+    "FitConfig": "finetuner.config",
+    "TrainingDivergedError": "finetuner.training",
+    "DataError": "finetuner.data",
 }
 
 __all__ = [
+    "DataError",
     "EmbeddingModel",
+    "FitConfig",
     "Run",
+    "TrainingDivergedError",
     "__version__",
     "build_model",
     "display",
@@ -40,8 +46,11 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner import tailor
     from finetuner.api import build_model, display, evaluate, fit, list_models, load
+    from finetuner.config import FitConfig
+    from finetuner.data import DataError
     from finetuner.model import EmbeddingModel
     from finetuner.run import Run
+    from finetuner.training import TrainingDivergedError
 
 
 def __getattr__(name: str) -> Any:

@@ -64,7 +64,8 @@ def build_model(
             ``nn.Module`` (with ``input_size`` or ``example_input``).
         config: a `finetuner.config.ModelConfig`; or give its fields as keywords (``freeze``, ``output_dim``,
             ``layer_name``, ``head``, ``task``, ``lora``, ``pretrained``, ``input_size``, ``example_input``,
-            ``model_options``), documented there.
+            ``model_options``), documented there. Other keywords go to the model's builder, as
+            ``model_options`` do (``weights="resnet50.pth"``, ``pooling="cls"``).
         classes: class names, for classification.
 
     Example:
@@ -74,7 +75,11 @@ def build_model(
     """
     from finetuner import tailor
 
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    builder = {k: options.pop(k) for k in list(options) if k not in fields}
     config = dataclasses.replace(config, **options) if config is not None else ModelConfig(**options)
+    if builder:
+        config = dataclasses.replace(config, model_options={**config.model_options, **builder})
     task, freeze, output_dim, layer_name, head = (
         config.task,
         config.freeze,

@@ -116,8 +116,10 @@ class CacheConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.cache_views, bool) or self.cache_views < 1:
-            raise ValueError(f"cache_views must be at least 1 (1: no augmentation), got {self.cache_views!r}.")
+        if isinstance(self.cache_views, bool) or not isinstance(self.cache_views, int) or self.cache_views < 1:
+            raise ValueError(
+                f"cache_views must be a whole number of at least 1 (1: no augmentation), got {self.cache_views!r}."
+            )
         if self.cache_dtype not in ("float32", "float16"):
             raise ValueError(f"cache_dtype must be 'float32' or 'float16', got {self.cache_dtype!r}.")
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner.core.files import atomic_folder
+from finetuner.core.files import atomic_folder, read_json, read_safetensors
+from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
 from finetuner.tailor import Head, TailoredModel
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "finetuner-embedding-model"
+_CONFIG_KEYS = ("spec", "pool", "head", "preprocessing")
 
 
 class EmbeddingModel(TailoredModel):
@@ -182,6 +184,15 @@ class EmbeddingModel(TailoredModel):
         import finetuner
 
         folder = Path(folder)
+        # Parameters and normalisation statistics; other buffers may hold infinities by design (attention masks).
+        statistics = [(n, b) for n, b in self.named_buffers() if n.endswith(("running_mean", "running_var"))]
+        bad = non_finite_tensors([*self.named_parameters(), *statistics])
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise ValueError(
+                f"Refusing to save to {folder}: NaN or infinite values in {shown}, so embeddings would be NaN. "
+                "Training diverged: retrain with a lower learning_rate (or grad_clip=1.0, precision='fp32')."
+            )
         config = {
             "format": FORMAT,
             "finetuner_version": finetuner.__version__,
@@ -214,14 +225,29 @@ class EmbeddingModel(TailoredModel):
         folder = Path(folder)
         config = read_config(folder)
         spec = config["spec"]
-        preprocessing = preprocessing_from_config(config["preprocessing"], folder) if config["preprocessing"] else None
-        backbone = model if model is not None else rebuild_backbone(spec["backbone"], folder)
-        shell = cls(backbone, FeaturePool.from_config(config["pool"]), None, preprocessing=preprocessing, spec=spec)
-        if spec.get("layer_name"):
-            shell.backbone = chop(backbone, spec["layer_name"], example_input=shell.example_input())
-        if config["head"] is not None:
-            shell.head = head_from_config(config["head"])
-        load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
+        try:  # the config's recipe: any error here is the file's content, not the caller's
+            prep = preprocessing_from_config(config["preprocessing"], folder) if config["preprocessing"] else None
+            backbone = model if model is not None else rebuild_backbone(spec["backbone"], folder)
+            shell = cls(backbone, FeaturePool.from_config(config["pool"]), None, preprocessing=prep, spec=spec)
+            if spec.get("layer_name"):
+                shell.backbone = chop(backbone, spec["layer_name"], example_input=shell.example_input())
+            if config["head"] is not None:
+                shell.head = head_from_config(config["head"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{folder / CONFIG_FILE} describes a model that cannot be rebuilt ({type(error).__name__}: {error}). "
+                "Was it edited, or written by another finetuner version? Save the model again."
+            ) from error
+        weights = folder / WEIGHTS_FILE
+        saved = read_safetensors(weights, "the model's weights", shapes_only=True)
+        _, _, wrong_shapes = compare_states(shell.state_dict(), saved)  # tied weights are saved once: keys below
+        missing, unexpected = ([], []) if wrong_shapes else load_model(shell, str(weights), strict=False, device="cpu")
+        if wrong_shapes or missing or unexpected:
+            raise ValueError(
+                f"{weights} does not fit the model that {folder / CONFIG_FILE} describes: "
+                f"{mismatch_summary(missing, unexpected, wrong_shapes)}. The two files come from different saves: "
+                "copy the whole folder of one save() again."
+            )
         if device is not None:
             from finetuner.core.device import resolve_device
 
@@ -267,13 +293,23 @@ class EmbeddingModel(TailoredModel):
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    """The ``config.json`` of a saved model, with a clear error when ``folder`` is not one."""
+    """The ``config.json`` of a saved model, with a clear error when ``folder`` is not one or the file is damaged.
+
+    Example:
+        >>> read_config(Path("out/model"))["format"]  # doctest: +SKIP
+        'finetuner-embedding-model'
+    """
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a saved finetuner model: {CONFIG_FILE} is missing.")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{path} was not written by finetuner's save() (format={config.get('format')!r}).")
+    config = read_json(path, "the configuration of a model saved by finetuner")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{path} was not written by finetuner's save() (format={found!r}).")
+    missing = [key for key in _CONFIG_KEYS if key not in config]
+    if missing or not isinstance(config["spec"], dict) or "backbone" not in config["spec"]:
+        lacks = ", ".join(missing) or "spec.backbone"
+        raise ValueError(f"{path} is incomplete (it lacks {lacks}): save the model again, or restore the file.")
     return config
 
 
@@ -281,7 +317,7 @@ def is_saved_model(folder: str | Path) -> bool:
     """True when ``folder`` holds a model written by `EmbeddingModel.save`."""
     try:
         read_config(Path(folder))
-    except (FileNotFoundError, ValueError, json.JSONDecodeError):
+    except (FileNotFoundError, ValueError):
         return False
     return True
 

@@ -24,6 +24,7 @@ from finetuner.data.formats import (
     table_to_data,
 )
 from finetuner.data.holdout import Holdout, hold_out
+from finetuner.data.loader import Loader
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -50,6 +51,7 @@ __all__ = [
     "ImagePreprocessing",
     "ItemDataset",
     "LabeledData",
+    "Loader",
     "PairData",
     "PairDataset",
     "Preprocessing",

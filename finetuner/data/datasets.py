@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, Dataset, RandomSampler, Sampler, SequentialSampler
 
+from finetuner.data.loader import Loader
 from finetuner.data.preprocessing import ImagePreprocessing, Preprocessing
 from finetuner.data.records import DatasetItems
 from finetuner.data.samplers import ClassBalancedSampler
@@ -165,13 +166,13 @@ def make_loader(
     persistent_workers: bool | str = "auto",
     drop_last: bool = False,
     seed: int = 0,
-) -> DataLoader:
-    """A DataLoader with the defaults that suit finetuner's datasets.
+) -> Loader:
+    """A `Loader` (a DataLoader) with the defaults that suit finetuner's datasets.
 
     Args:
-        dataset: usually an ``ItemDataset`` or ``PairDataset``.
+        dataset: usually an ``ItemDataset`` or ``PairDataset`` (map-style).
         batch_size: items per batch; leave out when ``sampler`` is a batch sampler.
-        shuffle: reshuffle every epoch (seeded by ``seed``); not with a ``sampler``.
+        shuffle: reshuffle every epoch (seeded by ``seed`` and the epoch); not with a ``sampler``.
         sampler: an item sampler, or a batch sampler (``ClassBalancedSampler``, ``BatchSampler``) that
             yields lists of indices and fixes the batch size itself.
         num_workers: ``"auto"`` is ``default_num_workers(dataset)``.
@@ -179,13 +180,13 @@ def make_loader(
         pin_memory: ``"auto"`` pins only when CUDA is available.
         persistent_workers: ``"auto"`` keeps workers alive between epochs when there are any.
         drop_last: drop the last incomplete batch (item samplers only).
-        seed: seeds the shuffle and, through it, each worker's random augmentations.
+        seed: with the epoch and the item's position, fixes every item's random augmentation.
 
     Returns:
-        The ``DataLoader``.
+        The `Loader`.
 
     Example:
-        >>> from finetuner.data import ClassBalancedSampler, ImagePreprocessing, load_fashion_mnist
+        >>> from finetuner.data import ClassBalancedSampler, ImagePreprocessing, ItemDataset, load_fashion_mnist
         >>> data = load_fashion_mnist("test")
         >>> dataset = ItemDataset(data.items, data.labels, ImagePreprocessing(input_size=(3, 32, 32)), train=True)
         >>> loader = make_loader(dataset, sampler=ClassBalancedSampler(data.labels, 4, batch_size=16))
@@ -199,17 +200,19 @@ def make_loader(
         raise ValueError("a batch sampler fixes batching itself: leave batch_size, shuffle and drop_last unset")
     if not is_batch_sampler and batch_size is None:
         raise ValueError("give a batch_size, or a batch sampler such as ClassBalancedSampler")
-    batching: dict[str, Any] = (
-        {"batch_sampler": sampler}
-        if is_batch_sampler
-        else {"batch_size": batch_size, "shuffle": shuffle, "sampler": sampler, "drop_last": drop_last}
-    )
-    return DataLoader(
+    if shuffle and sampler is not None:
+        raise ValueError("shuffle and sampler exclude each other: a sampler decides the order itself")
+    generator = torch.Generator().manual_seed(seed)
+    if not is_batch_sampler:
+        items = sampler or (RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
+        sampler = BatchSampler(items, batch_size, drop_last)
+    return Loader(
         dataset,
-        **batching,
+        sampler,
+        seed,
         num_workers=workers,
         collate_fn=collate_fn or getattr(dataset, "collate", None),
         pin_memory=torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory),
         persistent_workers=workers > 0 if persistent_workers == "auto" else bool(persistent_workers),
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
     )

@@ -173,7 +173,7 @@ class ImagePreprocessing:
         """Decode one item and transform it into a ``(C, H, W)`` float tensor.
 
         Args:
-            item: a path, a ``PIL.Image``, a uint8 ``np.ndarray`` (H, W) or (H, W, C), a uint8 tensor
+            item: a path, a ``PIL.Image``, a uint8 (or 16-bit) ``np.ndarray`` (H, W) or (H, W, C), a uint8 tensor
                 (C, H, W) (treated as a raw image), or a float tensor (C, H, W) already preprocessed,
                 which is returned as is.
             train: use the training transform (random augmentation) instead of the eval one.
@@ -291,15 +291,28 @@ class ImagePreprocessing:
 def _array_to_image(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
+    if array.dtype == np.uint16:
+        array = _to_8bit(array, 65535)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise DataError(
-            f"an image array must be uint8 with shape (H, W) or (H, W, 1|3|4), got {array.dtype} "
+            f"an image array must be uint8 or uint16 with shape (H, W) or (H, W, 1|3|4), got {array.dtype} "
             f"with shape {array.shape}; scale float images to 0..255 and cast with .astype(np.uint8)"
         )
     return Image.fromarray(np.ascontiguousarray(array))
 
 
+def _to_8bit(array: np.ndarray, maximum: int) -> np.ndarray:
+    """Scale integers in ``0..maximum`` to uint8 ``0..255`` (rounded; values outside are clipped)."""
+    return np.rint(np.clip(array, 0, maximum) * (255.0 / maximum)).astype(np.uint8)
+
+
 def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode.startswith("I"):
+        # 16-bit grayscale (PNG, TIFF: "I;16*", or "I" from older Pillow): PIL's own conversion clips at 255,
+        # which turns most pixels white. Scale the 16-bit range instead (an "I" image within 0..255 stays as is).
+        array = np.asarray(image)
+        sixteen_bit = image.mode.startswith("I;16") or array.max(initial=0) > 255
+        image = Image.fromarray(_to_8bit(array, 65535 if sixteen_bit else 255))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)

@@ -69,6 +69,12 @@ class ClassBalancedSampler(Sampler[list[int]]):
             raise DataError(
                 f"class-balanced batches need at least 2 classes, found {len(classes)}; add items of other classes"
             )
+        if counts.max() < 2:
+            raise DataError(
+                f"every one of the {len(classes)} classes has a single item, so no batch can hold two items of one "
+                "class and a metric-learning loss has no positive pair to learn from. Add a second item to some "
+                "classes, or train a classifier (task='classification')."
+            )
         self.class_indices = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         self.m, self.batch_size = self._adjust(num_items_per_class, batch_size, classes)

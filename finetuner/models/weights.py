@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from finetuner.core.files import read_safetensors, read_torch_state
+
 
 class WeightsNotFoundError(FileNotFoundError):
     """Pretrained weights were asked for but are not on this machine."""
@@ -27,10 +29,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsNotFoundError(f"Weights file {path} does not exist.")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        return read_safetensors(path, "a model's weights")
+    state = read_torch_state(path, "a model's weights as a state dict of tensors")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

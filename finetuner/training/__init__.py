@@ -9,6 +9,7 @@ from finetuner.training.callbacks import (
     WiSEFTCallback,
 )
 from finetuner.training.config import TrainConfig
+from finetuner.training.divergence import TrainingDivergedError
 from finetuner.training.losses import build_loss, build_miner
 from finetuner.training.trainer import Trainer
 
@@ -20,6 +21,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingCheckpoint",
+    "TrainingDivergedError",
     "WiSEFTCallback",
     "build_loss",
     "build_miner",

@@ -95,16 +95,18 @@ class _SampledBatches(BatchSource):
 
 class LoaderBatches(_SampledBatches):
     """Batches of preprocessed items from a DataLoader (workers, pinned memory on CUDA) that follows
-    ``batch_sampler``."""
+    ``batch_sampler``. Item ``n`` of epoch ``e`` is augmented under a seed fixed by (the sampler's ``seed``, ``e``,
+    ``n``), so an epoch repeats exactly with any number of workers and after a resume."""
 
     def __init__(self, dataset: Dataset, batch_sampler: BatchSampler, *, num_workers: int | str = "auto"):
         from finetuner.data.datasets import make_loader
 
         super().__init__(batch_sampler)
-        self.loader = make_loader(dataset, sampler=batch_sampler, num_workers=num_workers)
+        seed = getattr(batch_sampler, "seed", 0)
+        self.loader = make_loader(dataset, sampler=batch_sampler, num_workers=num_workers, seed=seed)
 
     def epoch(self, epoch: int) -> Iterator[Any]:
-        self._start_epoch(epoch)
+        self.loader.set_epoch(epoch)  # also the batch sampler's epoch
         return iter(self.loader)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -107,6 +108,11 @@ class FeatureCache:
     ) -> list[torch.Tensor]:
         """``views`` tensors ``(N, D)`` of ``fn(inputs)`` over ``items``: one view uses the evaluation transform,
         several views are each a draw of the training augmentation. Computed once, then read back from disk."""
+        if isinstance(views, bool) or not isinstance(views, numbers.Integral) or views < 1:
+            raise ValueError(
+                f"cache_views must be a whole number of at least 1, got {views!r}: 1 caches the evaluation transform "
+                "(no augmentation), K > 1 caches K augmented views per item."
+            )
         key = self.key(model_fingerprint, items, preprocessing, views)
         target = self.folder / key
         if (target / "meta.json").is_file():
@@ -125,6 +131,7 @@ class FeatureCache:
                     num_workers=num_workers,
                     autocast_dtype=autocast_dtype,
                     description=description,
+                    epoch=view,
                 )
                 np.save(staging / f"view-{view}.npy", rows.astype(STORAGE_DTYPES[self.dtype]))
             (staging / "meta.json").write_text(json.dumps({"items": len(items), "views": views, "name": name}))

@@ -10,13 +10,18 @@ from typing import Any
 
 import torch
 
-from finetuner.core.files import atomic_folder
+from finetuner.core.files import atomic_folder, read_json, read_safetensors, read_torch_state
+from finetuner.core.tensors import non_finite_tensors
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+_TRAINER_KEYS = ("optimizers", "schedulers", "epoch", "global_step", "torch_rng")
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, Any], keep: int = 2) -> Path:
     """Save a trainer `state_dict` as ``folder/epoch-NNNN/`` atomically and keep the newest ``keep`` of them.
+
+    Raises:
+        ValueError: a weight is NaN or infinite (such a state is never written).
 
     Example:
         >>> save_checkpoint("out/checkpoints", trainer.state_dict())  # doctest: +SKIP
@@ -26,8 +31,14 @@ def save_checkpoint(folder: str | Path, state: dict[str, Any], keep: int = 2) ->
 
     folder = Path(folder)
     target = folder / f"epoch-{state['epoch']:04d}"
+    model_state = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
+    bad = non_finite_tensors(model_state.items())
+    if bad:
+        raise ValueError(
+            f"Refusing to write checkpoint {target}: NaN or infinite values in {', '.join(bad[:3])} "
+            "(training diverged: lower the learning rate, or set grad_clip)."
+        )
     with atomic_folder(target) as staging:
-        model_state = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
         save_file(model_state, str(staging / "model.safetensors"))
         rest = {k: v for k, v in state.items() if k not in ("model", "history")}
         torch.save(rest, staging / "trainer_state.pt")
@@ -50,18 +61,37 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint` (a folder, or the parent holding ``epoch-*`` folders:
     then the newest), without executing pickled code.
 
+    The state's ``"source"`` names the folder read, for error messages.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no checkpoint.
+        ValueError: a file of the checkpoint is damaged, truncated or not what finetuner wrote.
+
     Example:
         >>> state = load_checkpoint("out/checkpoints")  # doctest: +SKIP
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"resume_from={str(path)!r} does not exist: pass the checkpoints folder of a run.")
     if not (path / "trainer_state.pt").is_file():
         checkpoints = list_checkpoints(path)
         if not checkpoints:
-            raise FileNotFoundError(f"No training checkpoint in {path}: expected epoch-NNNN folders written by fit.")
+            hint = (
+                " It holds a saved model: to train it further, pass it as the model instead."
+                if (path / "config.json").is_file()
+                else ""
+            )
+            raise FileNotFoundError(
+                f"No training checkpoint in {path}: expected epoch-NNNN folders written by fit "
+                f"(output_dir/checkpoints, or a TrainingCheckpoint folder).{hint}"
+            )
         path = checkpoints[-1]
-    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
-    state["model"] = load_file(str(path / "model.safetensors"))
-    state["history"] = json.loads((path / "history.json").read_text())
+    state = read_torch_state(path / "trainer_state.pt", "the trainer state of a finetuner checkpoint")
+    missing = [key for key in _TRAINER_KEYS if key not in state] if isinstance(state, dict) else list(_TRAINER_KEYS)
+    if missing:
+        lacks = ", ".join(missing)
+        raise ValueError(f"{path / 'trainer_state.pt'} is not a finetuner trainer state: it lacks {lacks}.")
+    state["model"] = read_safetensors(path / "model.safetensors", "the model weights of a finetuner checkpoint")
+    state["history"] = read_json(path / "history.json", "the training history of a finetuner checkpoint")
+    state["source"] = f"checkpoint {path}"
     return state

@@ -67,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}.")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        if self.grad_clip is not None and not (0 < self.grad_clip < float("inf")):
+            raise ValueError(f"grad_clip must be a positive number (e.g. 1.0), or None for none; got {self.grad_clip}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view, for checkpoints and reports (a loss or miner module by its class name)."""

@@ -12,10 +12,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_device
+from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.callbacks import Callback
+from finetuner.training.callbacks import Callback, TrainingCheckpoint
 from finetuner.training.config import TrainConfig
+from finetuner.training.divergence import TrainingDivergedError, diverged_error
 from finetuner.training.losses import is_pair_loss
 from finetuner.training.optim import build_optimizer, build_scheduler
 
@@ -119,10 +121,18 @@ class Trainer:
         return self.loss(outputs, labels, indices)
 
     def fit(self) -> list[dict[str, Any]]:
-        """Run the loop for ``config.epochs`` (from the resumed epoch, if any) and return the history."""
+        """Run the loop for ``config.epochs`` (from the resumed epoch, if any) and return the history.
+
+        Raises:
+            TrainingDivergedError: the loss or the weights became NaN/infinite; the epoch's callbacks (and so
+                its checkpoints) do not run.
+        """
         for callback in self.callbacks:
             callback.check(self)
         model = self._setup()
+        # Some buffers hold infinities by design (attention masks of -inf): only those that training turns
+        # non-finite count.
+        masks = set(non_finite_tensors(self.model.named_buffers()))
         saved = (self._resume_state or {}).get("callbacks") or []
         for callback, (name, state) in zip(self.callbacks, saved):
             if state is not None and name == type(callback).__name__:  # same callbacks as the interrupted run
@@ -132,7 +142,11 @@ class Trainer:
         for epoch in range(self.epoch, self.config.epochs):
             self.epoch = epoch
             model.train()
-            total = torch.zeros((), device=self.device)  # summed on device: no host sync per step
+            # Summed on device, with no host sync per step: the loss of finite steps, the count of non-finite
+            # ones (fp16 overflows that GradScaler skips, or divergence) and the first such step.
+            total = torch.zeros((), device=self.device)
+            skipped = torch.zeros((), device=self.device)
+            first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
             steps = 0
             bar = tqdm(
                 self.batches.epoch(epoch),
@@ -159,15 +173,24 @@ class Trainer:
                 for scheduler in self.schedulers:
                     if scheduler is not None:
                         scheduler.step()
-                total += loss.detach()
+                finite = torch.isfinite(loss.detach())
+                total += torch.where(finite, loss.detach().float(), 0.0)
+                skipped += (~finite).float()
+                first_bad = torch.where(finite | (first_bad >= 0), first_bad, self.global_step + 1)
                 steps += 1
                 self.global_step += 1
-                if steps % 20 == 0:  # an occasional sync for the progress bar, not one per step
-                    bar.set_postfix(loss=f"{total.item() / steps:.4f}")
+                if steps % 20 == 0:  # an occasional sync for the progress bar and the loss check, not one per step
+                    loss_sum, bad_steps, bad_step = torch.stack([total, skipped, first_bad.float()]).tolist()
+                    if distributed.world_size() == 1:  # under DDP, ranks check together at the epoch's end
+                        self._check_loss(bad_steps, steps, int(bad_step))
+                    bar.set_postfix(loss=f"{loss_sum / max(1.0, steps - bad_steps):.4f}")
             if steps == 0:
                 raise ValueError("An epoch produced no batch: the training data is smaller than two items per batch.")
-            mean_loss = distributed.average(total / steps).item()
-            self.history.append({"epoch": epoch + 1, "loss": mean_loss})
+            # One collective: every rank learns the mean loss and whether any rank saw a non-finite one.
+            loss_sum, bad_steps = distributed.average(torch.stack([total, skipped])).tolist()
+            self._check_loss(bad_steps, steps, int(first_bad.item()))
+            self._check_weights(masks)
+            self.history.append({"epoch": epoch + 1, "loss": loss_sum / (steps - bad_steps)})
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
             if distributed.is_main_process():
@@ -178,6 +201,39 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.history
+
+    def _check_loss(self, bad_steps: float, steps: int, first_bad: int) -> None:
+        """Stop on a non-finite loss. Under fp16, GradScaler skips overflowing steps and lowers its scale: that
+        is normal, unless no step of the epoch had a finite loss."""
+        if not bad_steps or (self.scaler.is_enabled() and bad_steps < steps):
+            return
+        what = "the loss is not finite (nan or inf)"
+        if self.scaler.is_enabled():
+            what = f"every step of the epoch so far had a non-finite loss under fp16 ({steps} steps)"
+        step = first_bad if first_bad > 0 else self.global_step
+        raise self._diverged(what, step)
+
+    def _check_weights(self, masks: set[str]) -> None:
+        """Stop when a trained weight or a buffer (BatchNorm statistics) is no longer finite (buffers in
+        ``masks`` were not finite to begin with): once an epoch, one host sync."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        named += [(n, b) for n, b in self.model.named_buffers() if n not in masks]
+        named += [(f"loss.{n}", p) for n, p in self.loss.named_parameters()]
+        bad = non_finite_tensors(named)
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise self._diverged(f"non-finite (NaN or inf) weights in {shown}", self.global_step)
+
+    def _diverged(self, what: str, step: int) -> TrainingDivergedError:
+        checkpoints = [c.folder for c in self.callbacks if isinstance(c, TrainingCheckpoint) and c.folder.exists()]
+        return diverged_error(
+            what,
+            step=step,
+            epoch=self.epoch,
+            config=self.config,
+            autocast_dtype=self.autocast_dtype,
+            checkpoints=checkpoints,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: weights, optimizers, schedulers, scaler, epoch, history, RNG."""
@@ -195,15 +251,43 @@ class Trainer:
         }
 
     def resume_from(self, state: dict[str, Any]) -> None:
-        """Continue from a `state_dict` (applied once the optimizers exist, at the start of `fit`)."""
+        """Continue from a `state_dict` (applied once the optimizers exist, at the start of `fit`).
+
+        Raises:
+            ValueError: the state belongs to another model (other layers or shapes) or is past ``config.epochs``.
+        """
+        source = state.get("source", "the checkpoint")
+        problems = mismatch_summary(*compare_states(self.model.state_dict(), state["model"]))
+        if problems:
+            raise ValueError(
+                f"{source} was written for another model: {problems}. Resume with the same model, layer_name, "
+                "head and output_dim as the run that wrote it, or start without resume_from."
+            )
+        if state["epoch"] > self.config.epochs:
+            raise ValueError(
+                f"{source} is at epoch {state['epoch']}, past epochs={self.config.epochs}: pass epochs="
+                f"{state['epoch']} or more to continue it."
+            )
         self.model.load_state_dict(state["model"])
         self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], list(state["history"])
         self._resume_state = state
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.loss.load_state_dict(state["loss"])
-        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
+        problem = mismatch_summary(*compare_states(self.loss.state_dict(), state["loss"]))
+        if not problem and len(state["optimizers"]) != len(self.optimizers):
+            problem = f"{len(state['optimizers'])} optimizer(s) saved, {len(self.optimizers)} here"
+        if not problem:
+            try:
+                self.loss.load_state_dict(state["loss"])
+                for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+                    optimizer.load_state_dict(saved)
+            except (RuntimeError, ValueError, KeyError) as error:  # e.g. parameter groups of other sizes
+                problem = " ".join(str(error).split())
+        if problem:
+            raise ValueError(
+                f"{state.get('source', 'the checkpoint')} does not fit this run's loss or optimizer ({problem}). "
+                "Resume with the same loss, loss_options and optimizer as the run that wrote it."
+            )
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             if scheduler is not None and saved is not None:
                 scheduler.load_state_dict(saved)
