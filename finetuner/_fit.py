@@ -39,6 +39,11 @@ class FitData:
     train: LabeledData | PairData
     eval: LabeledData | PairData | None
     held_out_classes: list[str] = dataclasses.field(default_factory=list)
+    test: LabeledData | PairData | None = None
+
+    def scored_sets(self) -> dict[str, LabeledData | PairData]:
+        """The sets scored before and after training: ``validation`` (selection) and ``test`` (never a choice)."""
+        return {name: data for name, data in (("validation", self.eval), ("test", self.test)) if data is not None}
 
     @property
     def pairs(self) -> bool:
@@ -54,26 +59,27 @@ class FitData:
         return None if self.pairs else sorted({self.train.classes[label] for label in self.train.labels})
 
 
-def prepare_data(train_data: Any, eval_data: Any, config: FitConfig) -> FitData:
-    """Load the training and evaluation data (the kind the loss needs); without ``eval_data``, hold out
+def prepare_data(train_data: Any, eval_data: Any, test_data: Any, config: FitConfig) -> FitData:
+    """Load the training, evaluation and test data (the kind the loss needs); without ``eval_data``, hold out
     validation data from the training data: items of the training classes and, for embeddings, whole classes."""
     kind = data_kind(config)
     columns = config.data.columns
     train = load_data(train_data, kind=kind, columns=columns)
     if config.model.task == "classification" and isinstance(train, PairData):
         raise ValueError("task='classification' needs labelled data (item, label), not (query, document) pairs.")
+    eval_kind = DataKind.PAIRS if kind.is_pairs else kind  # evaluation ranks documents: no scores needed
+    test = load_data(test_data, kind=eval_kind, columns=columns) if test_data is not None else None
     if eval_data is not None:
-        eval_kind = DataKind.PAIRS if kind.is_pairs else kind  # evaluation ranks documents: no scores needed
-        return FitData(train, load_data(eval_data, kind=eval_kind, columns=columns))
+        return FitData(train, load_data(eval_data, kind=eval_kind, columns=columns), test=test)
     classes = config.data.val_class_split if config.model.task == "embedding" else 0.0
     try:
         split = hold_out(train, config.data.val_split, classes, seed=config.training.seed)
     except DataError as error:
         logger.warning("no validation data: %s", error)
-        return FitData(train, None)
+        return FitData(train, None, test=test)
     if split.validation is None:
         logger.warning("no validation data (val_split=0, val_class_split=0): the last epoch is returned unchecked")
-    return FitData(split.train, split.validation, split.held_out_classes)
+    return FitData(split.train, split.validation, split.held_out_classes, test)
 
 
 def data_kind(config: FitConfig) -> DataKind:
@@ -134,54 +140,62 @@ def columns(data: LabeledData | PairData) -> dict[str, list]:
 @dataclass
 class TrainingPlan:
     """What trains (the head on cached features, or the whole model on raw items), on which batches, and how the
-    current and the untuned model are scored."""
+    current and the untuned model are scored on each scored set (``validation``, ``test``)."""
 
     model: EmbeddingModel
     trained: nn.Module
     batches: Any
-    evaluator: ValidationEvaluator | None
+    evaluators: dict[str, ValidationEvaluator]
     train_features: dict[str, list[torch.Tensor]] | None = None
-    eval_features: dict[str, torch.Tensor] | None = None
+    set_features: dict[str, dict[str, torch.Tensor]] | None = None  # per scored set, per column
     batch_size: int = 64
 
-    def metrics(self) -> dict[str, float]:
-        """Metrics of the model as it is now: the head on cached features when available."""
-        if self.eval_features is not None:
-            return self.evaluator.from_outputs({k: head_outputs(self.model, v) for k, v in self.eval_features.items()})
-        return self.evaluator(lambda items: self.model.evaluation_outputs(items, self.batch_size))
+    @property
+    def evaluator(self) -> ValidationEvaluator | None:
+        """The validation set's evaluator: what selection and the per-epoch evaluation use."""
+        return self.evaluators.get("validation")
 
-    def untuned_metrics(self) -> dict[str, float]:
+    def metrics(self, which: str = "validation") -> dict[str, float]:
+        """Metrics of the model as it is now: the head on cached features when available."""
+        if self.set_features is not None:
+            outputs = {k: head_outputs(self.model, v) for k, v in self.set_features[which].items()}
+            return self.evaluators[which].from_outputs(outputs)
+        return self.evaluators[which](lambda items: self.model.evaluation_outputs(items, self.batch_size))
+
+    def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
         pretrained model gives without tuning). Classifiers: the freshly initialised head (about chance)."""
         if self.model.task == "classification":
-            return self.metrics()
-        if self.eval_features is not None:
-            return self.evaluator.from_outputs({k: v.float().numpy() for k, v in self.eval_features.items()})
-        return self.evaluator(lambda items: self.model.outputs(self.model.features, items, self.batch_size))
+            return self.metrics(which)
+        if self.set_features is not None:
+            outputs = {k: v.float().numpy() for k, v in self.set_features[which].items()}
+            return self.evaluators[which].from_outputs(outputs)
+        return self.evaluators[which](lambda items: self.model.outputs(self.model.features, items, self.batch_size))
 
 
 def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config: FitConfig) -> TrainingPlan:
     """Cached features when the backbone is frozen (single process), raw items through DataLoader workers
     otherwise; both follow one seeded batch sampler, so they see identical batches."""
     training = config.training
-    evaluator = None
-    if data.eval is not None:
-        evaluator = ValidationEvaluator(
-            data.eval,
+    evaluators = {
+        name: ValidationEvaluator(
+            scored,
             data.trained_classes,
             task=model.task,
             classes=model.classes,
             k=config.evaluation.k,
             max_queries=config.evaluation.max_queries,
         )
+        for name, scored in data.scored_sets().items()
+    }
     sampler = make_batch_sampler(data.train, loss, training)
-    plan = TrainingPlan(model, model, None, evaluator, batch_size=training.batch_size)
+    plan = TrainingPlan(model, model, None, evaluators, batch_size=training.batch_size)
     cached = (
         config.cache.cache and model.head is not None and backbone_is_frozen(model) and distributed.world_size() == 1
     )
     if cached:
         cache = FeatureCache(config.cache.cache_dir, dtype=config.cache.cache_dtype)
-        plan.train_features, plan.eval_features = cache_features(model, data, cache, config)
+        plan.train_features, plan.set_features = cache_features(model, data, cache, config)
         plan.trained, plan.batches = model.head, tensor_batches(plan.train_features, data.train, sampler)
     else:
         plan.batches = item_batches(model, data.train, sampler, training)
@@ -264,9 +278,10 @@ def item_batches(model: EmbeddingModel, data: LabeledData | PairData, sampler: A
 
 def cache_features(
     model: EmbeddingModel, data: FitData, cache: FeatureCache, config: FitConfig
-) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor] | None]:
-    """Run the frozen backbone once over every column of the training views and of the evaluation data
-    (augmented views only for labelled items): ``(train features per column and view, eval features per column)``."""
+) -> tuple[dict[str, list[torch.Tensor]], dict[str, dict[str, torch.Tensor]]]:
+    """Run the frozen backbone once over every column of the training views and of the scored sets (augmented
+    views only for labelled training items): ``(train features per column and view, features per scored set and
+    column)``."""
     training = config.training
     device = resolve_device(training.device)
     model.to(device, memory_format=torch.channels_last).eval()
@@ -288,9 +303,11 @@ def cache_features(
         column: run(items, f"train {column}", views if column == "items" else 1)
         for column, items in columns(data.train).items()
     }
-    if data.eval is None:
-        return train, None
-    return train, {column: run(items, f"eval {column}", 1)[0] for column, items in columns(data.eval).items()}
+    scored = {
+        name: {column: run(items, f"{name} {column}", 1)[0] for column, items in columns(part).items()}
+        for name, part in data.scored_sets().items()
+    }
+    return train, scored
 
 
 def tensor_batches(features: dict[str, list[torch.Tensor]], train: LabeledData | PairData, sampler: Any):
@@ -316,7 +333,7 @@ def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k
     eval_data, model = data.eval, plan.model
     if eval_data is None or data.pairs or model.task != "embedding":
         return []
-    cached = plan.eval_features["items"] if plan.eval_features is not None else None
+    cached = plan.set_features["validation"]["items"] if plan.set_features is not None else None
     vectors = head_outputs(model, cached) if cached is not None else model.encode(eval_data.items)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,7 @@ def fit(
     train_data: Any,
     eval_data: Any = None,
     *,
+    test_data: Any = None,
     config: FitConfig | str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     **options: Any,
@@ -211,7 +213,9 @@ def fit(
         model: a registered name, a timm name, a saved folder, a Hugging Face folder or an ``nn.Module``.
         train_data: an image folder (one subfolder per class), a CSV, a list of ``(item, label)`` or
             ``(query, document)`` pairs, a ``Dataset``, or ``"fashion-mnist"`` (the embedded default).
-        eval_data: the same kinds; or ``val_split`` holds out a stratified fraction of ``train_data``.
+        eval_data: validation data, the same kinds; it scores every epoch and chooses the returned model. Without
+            it, validation data is held out of ``train_data`` (``val_split``, ``val_class_split``).
+        test_data: scored before and after training and never used for any choice: ``run.metrics["test"]``.
         config: a `finetuner.config.FitConfig` (or a JSON/YAML file of one); keyword options override it.
         callbacks: extra `finetuner.training.Callback` objects.
         **options: any `FitConfig` field by its flat name, one set of defaults shared with the CLI: model
@@ -224,7 +228,9 @@ def fit(
             output (``output_dir``, ``resume_from``).
 
     Returns:
-        A `Run` with ``model``, ``history`` and ``metrics`` (``{"before": ..., "after": ...}``).
+        A `Run` with ``model``, ``history`` and ``metrics``: ``before`` / ``after`` on the validation data (with
+        ``seen/`` and ``new/`` class parts), ``test`` (``before`` / ``after``) with ``test_data``, and
+        ``selection`` (the candidate kept and why).
 
     Example:
         >>> run = finetuner.fit("efficientnet_lite0", "fashion-mnist", freeze=True, output_dim=128)  # doctest: +SKIP
@@ -238,14 +244,15 @@ def fit(
     config = FitConfig.from_options(FitConfig.load(config) if isinstance(config, (str, Path)) else config, **options)
     distributed.init_distributed()
     seed_everything(config.training.seed)
-    data = _fit.prepare_data(train_data, eval_data, config)
+    data = _fit.prepare_data(train_data, eval_data, test_data, config)
     net = build_model(model, config.model, classes=data.classes)
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
-    metrics: dict[str, Any] = {}
-    if plan.evaluator is not None:
-        metrics["before"] = _main_process_metrics("before training", plan.untuned_metrics)
+    before = {
+        name: _main_process_metrics(f"{name}, untuned", partial(plan.untuned_metrics, name)) for name in plan.evaluators
+    }
+    metrics: dict[str, Any] = {"before": before["validation"]} if "validation" in before else {}
     selection = _fit.model_selection(plan, metrics.get("before"), config.evaluation)
     trainer = Trainer(
         plan.trained,
@@ -263,7 +270,10 @@ def fit(
     history = trainer.fit()
     net.eval()
     if plan.evaluator is not None:
-        metrics["after"] = _main_process_metrics("after training", plan.metrics)
+        metrics["after"] = _main_process_metrics("validation, tuned", plan.metrics)
+    if "test" in before:
+        after = _main_process_metrics("test, tuned", partial(plan.metrics, "test"))
+        metrics["test"] = {"before": before["test"], "after": after}
     if selection is not None:
         metrics["selection"] = selection.result()
         logger.info("%s", _fit.selection_summary(metrics, data))

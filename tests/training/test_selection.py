@@ -93,3 +93,13 @@ def test_fit_reports_the_selection_and_returns_the_chosen_candidate(small_data, 
     # the returned model scores what its candidate scored on validation
     assert run.metrics["after"]["seen/map@r"] == pytest.approx(chosen[-1]["score"], abs=1e-6)
     assert {"seen/recall@1", "new/recall@1"} <= set(run.metrics["before"]) and np.isfinite(selection["guard_floor"])
+
+
+def test_test_data_is_scored_before_and_after_but_never_chooses(small_data, eval_data, tmp_path):
+    common = dict(pretrained=False, freeze=True, output_dim=8, epochs=2, batch_size=16, cache_dir=tmp_path)
+    without = finetuner.fit("test_cnn", small_data, **common)
+    run = finetuner.fit("test_cnn", small_data, test_data=eval_data, **common)
+    assert run.metrics["selection"]["candidates"] == without.metrics["selection"]["candidates"]
+    test = run.metrics["test"]
+    assert test["after"]["map@r"] == pytest.approx(finetuner.evaluate(run.model, eval_data)["map@r"], abs=1e-4)
+    assert set(test["before"]) == set(test["after"]) and test["before"] != test["after"]
