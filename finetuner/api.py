@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from finetuner.config import FitConfig, ModelConfig
+from finetuner.core.log import configure_logging
 from finetuner.model import EmbeddingModel, is_saved_model
 from finetuner.models import ModelEntry, build_backbone
 from finetuner.run import Run
@@ -231,6 +232,7 @@ def fit(
     from finetuner.training.checkpoint import load_checkpoint
 
     config = FitConfig.from_options(FitConfig.load(config) if isinstance(config, (str, Path)) else config, **options)
+    configure_logging(config.output.verbose)
     distributed.init_distributed()
     seed_everything(config.training.seed)
     data = _fit.prepare_data(train_data, eval_data, config)
@@ -248,7 +250,7 @@ def fit(
         plan.batches,
         config.training,
         miner=miner,
-        callbacks=_callbacks(callbacks, plan.evaluator is not None, config.output.output_dir, selection),
+        callbacks=_callbacks(callbacks, plan.evaluator is not None, config, selection),
         evaluate=plan.metrics if plan.evaluator is not None else None,
         encode=net.evaluation_outputs,
         save_model=net.save,
@@ -279,16 +281,20 @@ def _main_process_metrics(when: str, compute: Callable[[], dict[str, float]]) ->
 
 
 def _callbacks(
-    user: Sequence[Callback], has_eval: bool, output_dir: str | Path | None, selection: Callback | None
+    user: Sequence[Callback], has_eval: bool, config: FitConfig, selection: Callback | None
 ) -> list[Callback]:
+    from finetuner.training.trackers import build_trackers
+
     callbacks = list(user)
+    output_dir = config.output.output_dir
     if has_eval and not any(isinstance(c, EvaluationCallback) for c in callbacks):
-        callbacks.insert(0, EvaluationCallback())
+        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
     if selection is not None:
         callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
     if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
-        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints"))
-    return callbacks
+        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
+    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
+    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
 
 
 def evaluate(

@@ -124,7 +124,7 @@ def display(
 DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "eval_data": "fashion-mnist:test"}
 DEMO_OPTIONS = {"freeze": True, "output_dim": 128}
 CLI_OUTPUT_DIR = "finetuner-output"
-_NOT_ON_THE_CLI = ("example_input",)  # Python objects, not text
+_NOT_ON_THE_CLI = ("example_input", "verbose")  # Python objects, not text; the CLI sets up its own logging
 
 
 def fit(

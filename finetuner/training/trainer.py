@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_device
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.callbacks import Callback
+from finetuner.training.callbacks import Callback, trained_state
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import is_pair_loss
 from finetuner.training.optim import build_optimizer, build_scheduler
@@ -70,6 +70,10 @@ class Trainer:
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
         self.scaler: torch.amp.GradScaler | None = None
+        # optimizer steps per epoch: each covers gradient_accumulation_steps batches (the last one may cover fewer)
+        self.steps_per_epoch = -(-max(1, len(batches)) // config.gradient_accumulation_steps)
+        self.log_history: list[dict[str, Any]] = []
+        self._logged_loss, self._logged_steps = torch.zeros(()), 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -90,7 +94,7 @@ class Trainer:
         loss_params = [p for p in self.loss.parameters() if p.requires_grad]
         if loss_params:  # ArcFace / proxy weights learn at their own, usually larger, rate
             self.optimizers.append(build_optimizer(loss_params, config.optimizer, config.loss_learning_rate))
-        total_steps = config.epochs * max(1, len(self.batches))
+        total_steps = config.epochs * self.steps_per_epoch
         self.schedulers = [
             build_scheduler(o, config.scheduler, total_steps, config.warmup_ratio) for o in self.optimizers
         ]
@@ -100,6 +104,7 @@ class Trainer:
         if config.compile and self.device.type == "cuda":
             model = torch.compile(model)
         self.loss = distributed.wrap_loss(self.loss)
+        self._logged_loss = torch.zeros((), device=self.device)
         if self._resume_state is not None:
             self._restore(self._resume_state)
         return model
@@ -107,10 +112,8 @@ class Trainer:
     def compute_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents, scores, negatives)`` for pairs
         (scores and hard negatives may be None)."""
-        if is_pair_loss(self.loss):
-            queries, documents, scores, negatives = batch
-            hard = {} if negatives is None else {"negatives": model(negatives).float()}
-            return self.loss(model(queries).float(), model(documents).float(), scores, **hard)
+        if is_pair_loss(self.loss):  # the loss runs the model: plainly, or in chunks (CachedLoss)
+            return self.loss.forward_batch(model, batch)
         inputs, labels = batch
         outputs = model(inputs).float()
         if isinstance(self.loss, nn.CrossEntropyLoss):
@@ -129,11 +132,13 @@ class Trainer:
                 callback.load_state_dict(state)
         for callback in self.callbacks:
             callback.on_fit_start(self)
+        accumulation = self.config.gradient_accumulation_steps
         for epoch in range(self.epoch, self.config.epochs):
             self.epoch = epoch
             model.train()
             total = torch.zeros((), device=self.device)  # summed on device: no host sync per step
-            steps = 0
+            step_loss = torch.zeros((), device=self.device)  # the loss of the optimizer step being accumulated
+            steps = pending = 0  # batches this epoch, and those whose gradients wait for the optimizer step
             bar = tqdm(
                 self.batches.epoch(epoch),
                 total=len(self.batches),
@@ -145,31 +150,29 @@ class Trainer:
                 batch = move_to(batch, self.device, channels_last=True)
                 with autocast(self.device, self.autocast_dtype):
                     loss = self.compute_loss(model, batch)
-                # GradScaler is a no-op unless fp16: it keeps small fp16 gradients from underflowing.
-                self.scaler.scale(loss).backward()
-                if self.config.grad_clip is not None:
-                    for optimizer in self.optimizers:
-                        self.scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.config.grad_clip)
-                for optimizer in self.optimizers:
-                    self.scaler.step(optimizer)
-                self.scaler.update()
-                for optimizer in self.optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                for scheduler in self.schedulers:
-                    if scheduler is not None:
-                        scheduler.step()
+                # Accumulated batches add their gradients; dividing by the group's size makes the step follow the
+                # mean loss of the effective batch. GradScaler is a no-op unless fp16: it keeps small fp16
+                # gradients from underflowing.
+                group = max(1, min(accumulation, len(self.batches) - steps + pending))
+                self.scaler.scale(loss / group).backward()
                 total += loss.detach()
-                steps += 1
-                self.global_step += 1
+                step_loss += loss.detach() / group
+                steps, pending = steps + 1, pending + 1
+                if pending == accumulation or steps == len(self.batches):
+                    self.optimizer_step(step_loss)
+                    step_loss, pending = torch.zeros((), device=self.device), 0
                 if steps % 20 == 0:  # an occasional sync for the progress bar, not one per step
                     bar.set_postfix(loss=f"{total.item() / steps:.4f}")
+            if pending:  # a source that gave fewer batches than its len()
+                self.optimizer_step(step_loss)
             if steps == 0:
                 raise ValueError("An epoch produced no batch: the training data is smaller than two items per batch.")
             mean_loss = distributed.average(total / steps).item()
             self.history.append({"epoch": epoch + 1, "loss": mean_loss})
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
+            # trackers get the epoch's record as it stands in the history: "epoch/loss", "eval/..." as they are
+            self.log({(k if "/" in k else f"epoch/{k}"): v for k, v in self.history[-1].items() if k != "epoch"})
             if distributed.is_main_process():
                 logger.info("epoch %d/%d %s", epoch + 1, self.config.epochs, _format(self.history[-1]))
             self.epoch = epoch + 1
@@ -179,10 +182,44 @@ class Trainer:
             callback.on_fit_end(self)
         return self.history
 
+    def optimizer_step(self, step_loss: torch.Tensor) -> None:
+        """Clip, step every optimizer and scheduler, zero the gradients; then ``on_step_end`` callbacks, and every
+        ``logging_steps`` a log record of the mean loss since the last one and the learning rate."""
+        if self.config.grad_clip is not None:
+            for optimizer in self.optimizers:
+                self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.config.grad_clip)
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        for scheduler in self.schedulers:
+            if scheduler is not None:
+                scheduler.step()
+        self.global_step += 1
+        self._logged_loss += step_loss
+        self._logged_steps += 1
+        if self.global_step % self.config.logging_steps == 0:
+            loss = distributed.average(self._logged_loss / self._logged_steps).item()
+            self.log({"train/loss": loss, "train/learning_rate": self.optimizers[0].param_groups[0]["lr"]})
+            self._logged_loss, self._logged_steps = torch.zeros((), device=self.device), 0
+        for callback in self.callbacks:
+            callback.on_step_end(self)
+
+    def log(self, values: dict[str, float]) -> None:
+        """Record ``values`` at the current optimizer step: appended to ``log_history`` as ``{"step": ...,
+        **values}`` and handed to every callback's ``on_log`` (trackers write them)."""
+        record = {"step": self.global_step, **values}
+        self.log_history.append(record)
+        for callback in self.callbacks:
+            callback.on_log(self, record)
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimizers, schedulers, scaler, epoch, history, RNG."""
+        """Everything needed to resume: the weights that train (`trained_state`: frozen ones are left out),
+        optimizers, schedulers, scaler, epoch, history, RNG."""
         return {
-            "model": self.model.state_dict(),
+            "model": trained_state(self.model),
             "loss": self.loss.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
@@ -196,7 +233,13 @@ class Trainer:
 
     def resume_from(self, state: dict[str, Any]) -> None:
         """Continue from a `state_dict` (applied once the optimizers exist, at the start of `fit`)."""
-        self.model.load_state_dict(state["model"])
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}
+        if unexpected or set(missing) - frozen:
+            raise ValueError(
+                f"The checkpoint does not fit this model (missing {sorted(set(missing) - frozen)[:5]}, unexpected "
+                f"{sorted(unexpected)[:5]}): resume with the model, freeze and head settings of the interrupted run."
+            )
         self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], list(state["history"])
         self._resume_state = state
 
