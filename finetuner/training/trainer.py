@@ -189,6 +189,7 @@ class Trainer:
             for optimizer in self.optimizers:
                 self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.config.grad_clip)
+        learning_rate = self.optimizers[0].param_groups[0]["lr"]  # the rate of this step, before the schedule moves
         for optimizer in self.optimizers:
             self.scaler.step(optimizer)
         self.scaler.update()
@@ -202,7 +203,7 @@ class Trainer:
         self._logged_steps += 1
         if self.global_step % self.config.logging_steps == 0:
             loss = distributed.average(self._logged_loss / self._logged_steps).item()
-            self.log({"train/loss": loss, "train/learning_rate": self.optimizers[0].param_groups[0]["lr"]})
+            self.log({"train/loss": loss, "train/learning_rate": learning_rate})
             self._logged_loss, self._logged_steps = torch.zeros((), device=self.device), 0
         for callback in self.callbacks:
             callback.on_step_end(self)

@@ -9,7 +9,9 @@ independent parts the way gradient accumulation splits a mean loss. GradCache sp
    gradient through it (with the random state of step 1, so dropout draws the same masks).
 
 The model's gradients equal those of the plain large batch; only one chunk's activations live at a time.
-This follows sentence-transformers' ``CachedMultipleNegativesRankingLoss``.
+Layers that mix the rows of a batch are the exception: BatchNorm in training mode (the default projection head
+has one) normalises each mini-batch with its own statistics. This follows sentence-transformers'
+``CachedMultipleNegativesRankingLoss``.
 """
 
 from __future__ import annotations
