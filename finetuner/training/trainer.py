@@ -234,13 +234,17 @@ class Trainer:
 
     def resume_from(self, state: dict[str, Any]) -> None:
         """Continue from a `state_dict` (applied once the optimizers exist, at the start of `fit`)."""
-        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        saved, current = state["model"], self.model.state_dict()
         frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}
-        if unexpected or set(missing) - frozen:
+        missing = sorted(set(current) - set(saved) - frozen)
+        unexpected = sorted(set(saved) - set(current))
+        reshaped = sorted(k for k in set(saved) & set(current) if saved[k].shape != current[k].shape)
+        if missing or unexpected or reshaped:
             raise ValueError(
-                f"The checkpoint does not fit this model (missing {sorted(set(missing) - frozen)[:5]}, unexpected "
-                f"{sorted(unexpected)[:5]}): resume with the model, freeze and head settings of the interrupted run."
+                f"The checkpoint does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]}, other "
+                f"shapes {reshaped[:3]}): resume with the model, freeze and head settings of the interrupted run."
             )
+        self.model.load_state_dict(saved, strict=False)  # frozen weights are not in checkpoints: they never change
         self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], list(state["history"])
         self._resume_state = state
 

@@ -122,7 +122,8 @@ def test_named_cached_losses_and_their_errors():
     with pytest.raises(ValueError, match="use gradient_accumulation_steps"):
         compose_loss(build_loss("TripletMarginLoss"), mini_batch_size=8)
     with pytest.raises(ValueError, match="CLIPLoss does not use hard negatives"):
-        CachedCLIPLoss(mini_batch_size=2).forward_batch(tiny_model(), (torch.randn(4, 8),) * 2 + (None, torch.randn(4, 8)))
+        batch = (torch.randn(4, 8), torch.randn(4, 8), None, torch.randn(4, 8))
+        CachedCLIPLoss(mini_batch_size=2).forward_batch(tiny_model(), batch)
 
 
 def test_fit_with_mini_batch_size_trains_like_the_plain_batch(tmp_path):
