@@ -213,11 +213,13 @@ def fit(
         **options: any `FitConfig` field by its flat name, one set of defaults shared with the CLI: model
             (``task``, ``freeze``, ``output_dim``, ``layer_name``, ``head``, ``lora``, ``pretrained``,
             ``input_size``, ``example_input``, ``model_options``), data (``val_split``, ``augment``), training
-            (``epochs``, ``batch_size``, ``learning_rate``, ``optimizer``, ``optimizer_options``, ``scheduler``,
-            ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``, ``num_items_per_class``,
-            ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``, ``miner_options``), cache
-            (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation (``k``, ``max_queries``),
-            output (``output_dir``, ``resume_from``).
+            (``epochs``, ``batch_size``, ``gradient_accumulation_steps``, ``mini_batch_size``,
+            ``matryoshka_dims``, ``logging_steps``, ``learning_rate``, ``optimizer``, ``optimizer_options``,
+            ``scheduler``, ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``,
+            ``num_items_per_class``, ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``,
+            ``miner_options``), cache (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation
+            (``k``, ``max_queries``, ``eval_steps``), output (``output_dir``, ``resume_from``,
+            ``save_total_limit``, ``report_to``, ``verbose``).
 
     Returns:
         A `Run` with ``model``, ``history`` and ``metrics`` (``{"before": ..., "after": ...}``).

@@ -234,7 +234,7 @@ def _parse_option(name: str, text: Any) -> Any:
         return text
     if name == "freeze":
         return _parse_freeze(text)
-    if name in ("input_size", "k"):
+    if name in ("input_size", "k", "matryoshka_dims"):
         try:
             return tuple(int(v) for v in text.split(","))
         except ValueError:

@@ -27,8 +27,8 @@ class Trainer:
 
     Args:
         model: the module to train; frozen parts (``requires_grad=False``) stay untouched.
-        loss: ``loss(embeddings, labels[, indices_tuple])``, ``CrossEntropyLoss`` on logits, or a pair loss
-            ``loss(query_embeddings, document_embeddings[, scores])``.
+        loss: ``loss(embeddings, labels[, indices_tuple])``, ``CrossEntropyLoss`` on logits, or a `PairLoss`,
+            which runs the model on each batch itself (``forward_batch``; `CachedLoss` does so in chunks).
         batches: a `BatchSource` (``len()`` steps per epoch, ``epoch(e)`` iterates batches).
         config: the `TrainConfig`.
         miner: optional pytorch-metric-learning miner for metric losses.
