@@ -24,7 +24,7 @@ from finetuner.training import build_loss, build_miner, distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_module
 from finetuner.training.config import TrainConfig
-from finetuner.training.losses import needs_two_classes
+from finetuner.training.losses import compose_loss, needs_two_classes
 from finetuner.training.pair_losses import PairLoss, find_pair_loss
 from finetuner.training.selection import ModelSelection
 
@@ -111,11 +111,16 @@ def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig)
         name = model.backend.default_pair_loss
     else:
         name = "TripletMarginLoss"
+    embedding_dim = model.embedding_dim()
     loss = build_loss(
-        name,
-        num_classes=None if data.pairs else len(data.train.classes),
-        embedding_dim=model.embedding_dim(),
+        name, num_classes=None if data.pairs else len(data.train.classes), embedding_dim=embedding_dim,
         **training.loss_options,
+    )
+    loss = compose_loss(
+        loss,
+        matryoshka_dims=training.matryoshka_dims,
+        mini_batch_size=training.mini_batch_size,
+        embedding_dim=embedding_dim,
     )
     if not data.pairs and needs_two_classes(loss):
         from finetuner.data import check_at_least_two_classes

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from finetuner.config import FitConfig, ModelConfig
+from finetuner.core.log import configure_logging
 from finetuner.model import EmbeddingModel, is_saved_model
 from finetuner.models import ModelEntry, build_backbone
 from finetuner.run import Run
@@ -221,11 +222,13 @@ def fit(
         **options: any `FitConfig` field by its flat name, one set of defaults shared with the CLI: model
             (``task``, ``freeze``, ``output_dim``, ``layer_name``, ``head``, ``lora``, ``pretrained``,
             ``input_size``, ``example_input``, ``model_options``), data (``val_split``, ``augment``), training
-            (``epochs``, ``batch_size``, ``learning_rate``, ``optimizer``, ``optimizer_options``, ``scheduler``,
-            ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``, ``num_items_per_class``,
-            ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``, ``miner_options``), cache
-            (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation (``k``, ``max_queries``),
-            output (``output_dir``, ``resume_from``).
+            (``epochs``, ``batch_size``, ``gradient_accumulation_steps``, ``mini_batch_size``,
+            ``matryoshka_dims``, ``logging_steps``, ``learning_rate``, ``optimizer``, ``optimizer_options``,
+            ``scheduler``, ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``,
+            ``num_items_per_class``, ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``,
+            ``miner_options``), cache (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation
+            (``k``, ``max_queries``, ``eval_steps``), output (``output_dir``, ``resume_from``,
+            ``save_total_limit``, ``report_to``, ``verbose``).
 
     Returns:
         A `Run` with ``model``, ``history`` and ``metrics``: ``before`` / ``after`` on the validation data (with
@@ -242,6 +245,7 @@ def fit(
     from finetuner.training.checkpoint import load_checkpoint
 
     config = FitConfig.from_options(FitConfig.load(config) if isinstance(config, (str, Path)) else config, **options)
+    configure_logging(config.output.verbose)
     distributed.init_distributed()
     seed_everything(config.training.seed)
     data = _fit.prepare_data(train_data, eval_data, test_data, config)
@@ -260,7 +264,7 @@ def fit(
         plan.batches,
         config.training,
         miner=miner,
-        callbacks=_callbacks(callbacks, plan.evaluator is not None, config.output.output_dir, selection),
+        callbacks=_callbacks(callbacks, plan.evaluator is not None, config, selection),
         evaluate=plan.metrics if plan.evaluator is not None else None,
         encode=net.evaluation_outputs,
         save_model=net.save,
@@ -294,16 +298,20 @@ def _main_process_metrics(when: str, compute: Callable[[], dict[str, float]]) ->
 
 
 def _callbacks(
-    user: Sequence[Callback], has_eval: bool, output_dir: str | Path | None, selection: Callback | None
+    user: Sequence[Callback], has_eval: bool, config: FitConfig, selection: Callback | None
 ) -> list[Callback]:
+    from finetuner.training.trackers import build_trackers
+
     callbacks = list(user)
+    output_dir = config.output.output_dir
     if has_eval and not any(isinstance(c, EvaluationCallback) for c in callbacks):
-        callbacks.insert(0, EvaluationCallback())
+        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
     if selection is not None:
         callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
     if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
-        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints"))
-    return callbacks
+        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
+    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
+    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
 
 
 def evaluate(

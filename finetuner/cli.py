@@ -124,7 +124,7 @@ def display(
 DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "eval_data": "fashion-mnist:test"}
 DEMO_OPTIONS = {"freeze": True, "output_dim": 128}
 CLI_OUTPUT_DIR = "finetuner-output"
-_NOT_ON_THE_CLI = ("example_input",)  # Python objects, not text
+_NOT_ON_THE_CLI = ("example_input", "verbose")  # Python objects, not text; the CLI sets up its own logging
 
 
 def fit(
@@ -234,7 +234,7 @@ def _parse_option(name: str, text: Any) -> Any:
         return text
     if name == "freeze":
         return _parse_freeze(text)
-    if name in ("input_size", "k"):
+    if name in ("input_size", "k", "matryoshka_dims"):
         try:
             return tuple(int(v) for v in text.split(","))
         except ValueError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.training.config import TrainConfig
+from finetuner.training.trackers import check_tracker_names
 
 TASKS = ("embedding", "classification")
 
@@ -136,14 +137,18 @@ class EvalConfig:
         guard_tolerance: how much the primary metric on held-out classes may fall below the untuned model's
             before a candidate is refused (None: no guard). When every epoch is refused, the weights are mixed
             with the start (WiSE-FT), the mix chosen on validation.
+        eval_steps: also evaluate every this many optimizer steps (logged to trackers; None: after each epoch only).
     """
 
     k: tuple[int, ...] = (1, 5, 10)
     max_queries: int | None = None
     select_best: bool = True
     guard_tolerance: float | None = 0.01
+    eval_steps: int | None = None
 
     def __post_init__(self) -> None:
+        if self.eval_steps is not None and (isinstance(self.eval_steps, bool) or self.eval_steps < 1):
+            raise ValueError(f"eval_steps must be a positive number of steps or None, got {self.eval_steps!r}.")
         self.k = (self.k,) if isinstance(self.k, int) else tuple(self.k)
         if not self.k or not all(isinstance(v, int) and v > 0 for v in self.k):
             raise ValueError(f"k must be positive cut-offs such as (1, 5, 10), got {self.k}.")
@@ -158,12 +163,22 @@ class OutputConfig:
     Attributes:
         output_dir: writes ``model/``, ``checkpoints/`` (resumable) and ``report/`` there (None: nothing written).
         resume_from: a checkpoint folder (e.g. ``output_dir/checkpoints``) to continue from.
+        save_total_limit: resumable checkpoints kept in ``output_dir/checkpoints`` (the newest ones).
+        report_to: experiment trackers that get the config, the loss per step, the learning rate and the metrics:
+            any of ``tensorboard``, ``mlflow``, ``wandb`` (all offline: under ``output_dir/logs``, or ``./logs``).
+        verbose: log a concise line per epoch to stderr when logging is not configured (False: warnings only).
     """
 
     output_dir: str | None = None
     resume_from: str | None = None
+    save_total_limit: int = 2
+    report_to: tuple[str, ...] = ()
+    verbose: bool = True
 
     def __post_init__(self) -> None:
+        self.report_to = check_tracker_names(self.report_to)
+        if isinstance(self.save_total_limit, bool) or self.save_total_limit < 1:
+            raise ValueError(f"save_total_limit must be at least 1 checkpoint, got {self.save_total_limit!r}.")
         if self.output_dir is not None and Path(self.output_dir).is_file():
             raise ValueError(f"output_dir {self.output_dir} is a file: give a folder path (it is created if needed).")
         if self.resume_from is not None and not Path(self.resume_from).is_dir():

@@ -71,6 +71,20 @@ class EmbeddingModel(TailoredModel):
     def classes(self) -> list[str]:
         return list(self.spec.get("classes", []))
 
+    @property
+    def truncate_dim(self) -> int | None:
+        """The size `encode` returns by default: the first ``truncate_dim`` dimensions of the embedding,
+        renormalised (train with ``matryoshka_dims`` so they hold up); None: all. Saved with the model.
+
+        Example:
+            >>> model.truncate_dim = 64; model.save("out/model-64")  # doctest: +SKIP
+        """
+        return self.spec.get("truncate_dim")
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self.spec["truncate_dim"] = _check_truncate_dim(value)
+
     def feature_dim(self) -> int:
         """Size of the pooled backbone features (what the head sees), measured on `example_input`."""
         return self._width(self.features)
@@ -131,17 +145,25 @@ class EmbeddingModel(TailoredModel):
         batch_size: int = 64,
         *,
         normalize: bool = True,
+        truncate_dim: int | None = None,
         num_workers: int | str = "auto",
         device: str | torch.device | None = None,
     ) -> np.ndarray:
         """Embed raw items (image paths/arrays/PIL images, or texts) as float32 ``(N, D)``, L2-normalised unless
         ``normalize=False``. Classifiers return the features that feed their classification head.
+        ``truncate_dim`` keeps the first dimensions (default: the model's `truncate_dim`, else all).
 
         Example:
             >>> vectors = model.encode(["a.jpg", "b.jpg"], batch_size=32)  # doctest: +SKIP
+            >>> small = model.encode(["a.jpg"], truncate_dim=64)  # doctest: +SKIP
         """
         fn = self.features if self.task == "classification" else self
         vectors = self.outputs(fn, items, batch_size, num_workers=num_workers, device=device)
+        size = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
+        if size is not None:
+            if size > vectors.shape[1]:
+                raise ValueError(f"truncate_dim={size} is larger than the {vectors.shape[1]}-d embedding.")
+            vectors = np.ascontiguousarray(vectors[:, :size])
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
@@ -290,6 +312,12 @@ class EmbeddingModel(TailoredModel):
         if getattr(self, "index", None) is None:
             raise ValueError("No index yet: call model.build_index(items) first (or load one with Index.load).")
         return self.index.search_results(self.encode(queries), k)
+
+
+def _check_truncate_dim(value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"truncate_dim must be a positive number of dimensions or None, got {value!r}.")
+    return value
 
 
 def read_config(folder: Path) -> dict[str, Any]:

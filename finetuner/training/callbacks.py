@@ -35,8 +35,15 @@ class Callback:
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first epoch."""
 
+    def on_step_end(self, trainer: Trainer) -> None:
+        """After each optimizer step (``trainer.global_step`` counts them; with gradient accumulation, one step
+        covers ``gradient_accumulation_steps`` batches)."""
+
     def on_epoch_end(self, trainer: Trainer) -> None:
         """After each epoch; ``trainer.history[-1]`` is this epoch's record and may be extended."""
+
+    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """A record of `Trainer.log`: ``{"step": global step, name: number, ...}`` (trackers write it)."""
 
     def on_fit_end(self, trainer: Trainer) -> None:
         """After the last epoch (or an early stop)."""
@@ -50,7 +57,8 @@ class Callback:
 
 
 class EvaluationCallback(Callback):
-    """Evaluates retrieval metrics every ``every`` epochs and adds them to the history as ``eval/<metric>``.
+    """Evaluates retrieval metrics every ``every`` epochs and adds them to the history as ``eval/<metric>``;
+    with ``every_steps``, also every that many optimizer steps, logged (`Trainer.log`) but not in the history.
 
     With ``query_data`` (and optionally ``index_data``) it encodes those with the model being trained;
     without, it uses the evaluation that `finetuner.fit` set up from ``eval_data``.
@@ -61,9 +69,16 @@ class EvaluationCallback(Callback):
     """
 
     def __init__(
-        self, query_data: Any = None, index_data: Any = None, *, every: int = 1, prefix: str = "eval", **metric_options
+        self,
+        query_data: Any = None,
+        index_data: Any = None,
+        *,
+        every: int = 1,
+        every_steps: int | None = None,
+        prefix: str = "eval",
+        **metric_options: Any,
     ):
-        self.every, self.prefix = every, prefix
+        self.every, self.every_steps, self.prefix = every, every_steps, prefix
         self.evaluator = None
         if query_data is not None:
             from finetuner.evaluation import Evaluator
@@ -72,13 +87,22 @@ class EvaluationCallback(Callback):
         self.needs = ("evaluate",) if self.evaluator is None else ("encode",)
 
     def compute(self, trainer: Trainer) -> dict[str, float]:
-        return trainer.evaluate() if self.evaluator is None else self.evaluator(trainer.encode)
+        """The metrics of the model now: computed on rank 0 and given to every rank, so monitors agree."""
+        if not distributed.is_main_process():
+            return distributed.broadcast_object(None)
+        metrics = trainer.evaluate() if self.evaluator is None else self.evaluator(trainer.encode)
+        return distributed.broadcast_object(metrics)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        step = trainer.global_step
+        # the last step of an epoch is evaluated by on_epoch_end
+        if self.every_steps and step % self.every_steps == 0 and step % trainer.steps_per_epoch:
+            trainer.log({f"{self.prefix}/{k}": v for k, v in self.compute(trainer).items()})
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if (trainer.epoch + 1) % self.every and trainer.epoch + 1 != trainer.config.epochs:
             return
-        # Rank 0 evaluates; every rank gets the numbers, so monitors agree on when to stop and save.
-        metrics = distributed.broadcast_object(self.compute(trainer) if distributed.is_main_process() else None)
+        metrics = self.compute(trainer)
         trainer.metrics = metrics
         trainer.history[-1].update({f"{self.prefix}/{k}": v for k, v in metrics.items()})
 
@@ -145,6 +169,8 @@ class TrainingCheckpoint(Callback):
     """
 
     def __init__(self, folder: str | Path, every: int = 1, keep: int = 2):
+        if isinstance(keep, bool) or keep < 1:
+            raise ValueError(f"keep must be at least 1 checkpoint (save_total_limit), got {keep!r}.")
         self.folder, self.every, self.keep = Path(folder), every, keep
 
     def on_epoch_end(self, trainer: Trainer) -> None:
@@ -172,18 +198,36 @@ class WiSEFTCallback(Callback):
         self.start: dict[str, torch.Tensor] = {}
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.start = copy.deepcopy(trainer.model.state_dict())
+        self.start = copy.deepcopy(trained_state(trainer.model))
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        interpolate_into(trainer.model, self.start, trainer.model.state_dict(), self.alpha)
+        interpolate_into(trainer.model, self.start, trained_state(trainer.model), self.alpha)
+
+
+def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The part of ``model``'s state dict that training can change: trainable parameters and every buffer
+    (BatchNorm statistics). Frozen weights are left out, so checkpoints and snapshots of a frozen-backbone run
+    hold the head, not a copy of the backbone; ``load_state_dict(state, strict=False)`` puts it back.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+        >>> net[0].requires_grad_(False)  # doctest: +ELLIPSIS
+        Linear(...)
+        >>> sorted(trained_state(net))
+        ['1.bias', '1.weight']
+    """
+    frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+    return {name: tensor for name, tensor in model.state_dict().items() if name not in frozen}
 
 
 def interpolate_into(model: torch.nn.Module, start: dict, end: dict, alpha: float) -> None:
-    """Set ``model``'s weights to ``(1 - alpha) * start + alpha * end``; tensors equal in both (frozen ones,
-    integer buffers) are copied exactly, so frozen layers stay bit-identical."""
+    """Set ``model``'s weights to ``(1 - alpha) * start + alpha * end`` for the tensors in ``end`` (all of them,
+    or a `trained_state`); tensors equal in both (frozen ones, integer buffers) are copied exactly, so frozen
+    layers stay bit-identical."""
     state = model.state_dict()
     with torch.no_grad():
-        for name, target in state.items():
+        for name in end:
+            target = state[name]
             first, last = start[name].to(target.device), end[name].to(target.device)
             if target.is_floating_point() and not torch.equal(first, last):
                 target.copy_(torch.lerp(first, last, alpha))

@@ -12,7 +12,15 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training data.
-        batch_size: items per step (per process under DDP).
+        batch_size: items per forward pass (per process under DDP).
+        gradient_accumulation_steps: batches whose gradients add up before each optimizer step: the effective
+            batch is ``batch_size * gradient_accumulation_steps``, and schedules count optimizer steps.
+        mini_batch_size: run the model on at most this many items at once and cache the gradients (GradCache),
+            so a pair loss with in-batch negatives sees the whole ``batch_size`` on the memory of this many
+            (`CachedLoss`). None: one forward pass per batch.
+        matryoshka_dims: also train each prefix of the embedding of these sizes (Matryoshka: the loss is summed
+            over the truncated, renormalised prefixes), so ``encode(truncate_dim=...)`` stays good.
+        logging_steps: log the training loss and learning rate every this many optimizer steps (to trackers).
         learning_rate: peak learning rate of the model's trainable parameters.
         optimizer: ``adam``, ``adamw`` or ``sgd`` (any ``torch.optim`` class name works too).
         optimizer_options: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
@@ -36,6 +44,10 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    mini_batch_size: int | None = None
+    matryoshka_dims: tuple[int, ...] | None = None
+    logging_steps: int = 10
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     optimizer_options: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +71,17 @@ class TrainConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2, got {self.batch_size}.")
+        for name in ("gradient_accumulation_steps", "logging_steps"):
+            if _not_positive(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive number of steps, got {getattr(self, name)!r}.")
+        if self.mini_batch_size is not None and _not_positive(self.mini_batch_size):
+            raise ValueError(f"mini_batch_size must be a positive number of items or None, got {self.mini_batch_size}.")
+        if self.matryoshka_dims is not None:
+            self.matryoshka_dims = tuple(self.matryoshka_dims)
+            if not self.matryoshka_dims or any(_not_positive(d) for d in self.matryoshka_dims):
+                raise ValueError(
+                    f"matryoshka_dims must be positive embedding sizes such as (256, 64), got {self.matryoshka_dims!r}."
+                )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         if self.scheduler not in (None, "cosine", "linear"):
@@ -77,3 +100,7 @@ class TrainConfig:
             if values[key] is not None and not isinstance(values[key], str):
                 values[key] = type(values[key]).__name__
         return values
+
+
+def _not_positive(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 1

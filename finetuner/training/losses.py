@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
-from finetuner.training.pair_losses import PairLoss, create_pair_loss, list_pair_losses
+from finetuner.training.pair_losses import (
+    CachedLoss,
+    MatryoshkaPairLoss,
+    PairLoss,
+    create_pair_loss,
+    list_pair_losses,
+)
+from finetuner.training.pair_losses.matryoshka import check_dims, truncate, weighted_sum
 
 CLASSIFICATION_LOSSES = ("CrossEntropyLoss",)
 
@@ -96,3 +105,76 @@ def is_pair_loss(loss: nn.Module) -> bool:
 def needs_two_classes(loss: nn.Module) -> bool:
     """True for metric losses that compare samples of different classes (all but classification and pairs)."""
     return not isinstance(loss, (nn.CrossEntropyLoss, PairLoss))
+
+
+class MatryoshkaLoss(nn.Module):
+    """A loss on labelled embeddings (pytorch-metric-learning's call) summed over truncated, renormalised
+    prefixes; `MatryoshkaPairLoss` is its pair-loss twin. A miner's indices apply to every prefix.
+
+    Args:
+        loss: the metric loss, without weights of its own (not ArcFace or proxy losses).
+        dims: the prefix sizes, e.g. ``(128, 32)``.
+        weights: one weight per size (default 1.0 each).
+
+    Example:
+        >>> loss = MatryoshkaLoss(build_loss("TripletMarginLoss"), dims=(8, 4))
+        >>> loss(torch.randn(6, 8), torch.tensor([0, 0, 1, 1, 2, 2])).ndim
+        0
+    """
+
+    def __init__(self, loss: nn.Module, dims: Sequence[int], weights: Sequence[float] | None = None):
+        super().__init__()
+        if isinstance(loss, (nn.CrossEntropyLoss, PairLoss)) or next(loss.parameters(), None) is not None:
+            raise ValueError(
+                f"Matryoshka training truncates embeddings, which {type(loss).__name__} cannot take (a classifier's "
+                "logits, or a loss with weights of the embedding's size): use a metric or pair loss without weights."
+            )
+        self.loss = loss
+        self.dims, self.weights = check_dims(dims, weights)
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        indices_tuple: Any = None,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        def loss_of(dim: int) -> torch.Tensor:
+            if ref_emb is None:
+                return self.loss(truncate(embeddings, dim), labels, indices_tuple)
+            return self.loss(truncate(embeddings, dim), labels, indices_tuple, truncate(ref_emb, dim), ref_labels)
+
+        return weighted_sum(loss_of, self.dims, self.weights)
+
+
+def compose_loss(
+    loss: nn.Module,
+    *,
+    matryoshka_dims: Sequence[int] | None = None,
+    mini_batch_size: int | None = None,
+    embedding_dim: int | None = None,
+) -> nn.Module:
+    """``loss`` with the training options that wrap it: Matryoshka prefixes (`MatryoshkaPairLoss` or
+    `MatryoshkaLoss`; none larger than ``embedding_dim``), then gradient caching (`CachedLoss`, pair losses only).
+
+    Example:
+        >>> type(compose_loss(build_loss("InfoNCELoss"), matryoshka_dims=(8, 4), mini_batch_size=16)).__name__
+        'CachedLoss'
+    """
+    if matryoshka_dims:
+        if embedding_dim is not None and max(matryoshka_dims) > embedding_dim:
+            raise ValueError(
+                f"matryoshka_dims {tuple(matryoshka_dims)} asks for more than the model's {embedding_dim} dimensions: "
+                f"use sizes up to {embedding_dim}."
+            )
+        wrapper = MatryoshkaPairLoss if is_pair_loss(loss) else MatryoshkaLoss
+        loss = wrapper(loss, matryoshka_dims)
+    if mini_batch_size is not None:
+        if not is_pair_loss(loss):
+            raise ValueError(
+                f"mini_batch_size (gradient caching) is for pair losses with in-batch negatives, not "
+                f"{type(loss).__name__}: use gradient_accumulation_steps to train on bigger batches."
+            )
+        loss = CachedLoss(loss, mini_batch_size)
+    return loss

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from finetuner.training import distributed
-from finetuner.training.callbacks import Callback, interpolate_into
+from finetuner.training.callbacks import Callback, interpolate_into, trained_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner.training.trainer import Trainer
@@ -106,7 +106,7 @@ class ModelSelection(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self._best is not None:
-            trainer.model.load_state_dict(self._best[1])
+            trainer.model.load_state_dict(self._best[1], strict=False)  # a trained_state: frozen weights left out
             self.summary["reason"] = self._reason("best validated candidate")
             return
         end = self._best_any[1]
@@ -146,4 +146,4 @@ def _evaluate(trainer: Trainer) -> dict[str, float]:
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in trained_state(model).items()}

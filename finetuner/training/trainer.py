@@ -15,7 +15,7 @@ from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_dev
 from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.callbacks import Callback, TrainingCheckpoint
+from finetuner.training.callbacks import Callback, TrainingCheckpoint, trained_state
 from finetuner.training.config import TrainConfig
 from finetuner.training.divergence import TrainingDivergedError, diverged_error
 from finetuner.training.losses import is_pair_loss
@@ -29,8 +29,8 @@ class Trainer:
 
     Args:
         model: the module to train; frozen parts (``requires_grad=False``) stay untouched.
-        loss: ``loss(embeddings, labels[, indices_tuple])``, ``CrossEntropyLoss`` on logits, or a pair loss
-            ``loss(query_embeddings, document_embeddings[, scores])``.
+        loss: ``loss(embeddings, labels[, indices_tuple])``, ``CrossEntropyLoss`` on logits, or a `PairLoss`,
+            which runs the model on each batch itself (``forward_batch``; `CachedLoss` does so in chunks).
         batches: a `BatchSource` (``len()`` steps per epoch, ``epoch(e)`` iterates batches).
         config: the `TrainConfig`.
         miner: optional pytorch-metric-learning miner for metric losses.
@@ -72,6 +72,10 @@ class Trainer:
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
         self.scaler: torch.amp.GradScaler | None = None
+        # optimizer steps per epoch: each covers gradient_accumulation_steps batches (the last one may cover fewer)
+        self.steps_per_epoch = -(-max(1, len(batches)) // config.gradient_accumulation_steps)
+        self.log_history: list[dict[str, Any]] = []
+        self._logged_loss, self._logged_steps = torch.zeros(()), 0
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -92,7 +96,7 @@ class Trainer:
         loss_params = [p for p in self.loss.parameters() if p.requires_grad]
         if loss_params:  # ArcFace / proxy weights learn at their own, usually larger, rate
             self.optimizers.append(build_optimizer(loss_params, config.optimizer, config.loss_learning_rate))
-        total_steps = config.epochs * max(1, len(self.batches))
+        total_steps = config.epochs * self.steps_per_epoch
         self.schedulers = [
             build_scheduler(o, config.scheduler, total_steps, config.warmup_ratio) for o in self.optimizers
         ]
@@ -102,6 +106,7 @@ class Trainer:
         if config.compile and self.device.type == "cuda":
             model = torch.compile(model)
         self.loss = distributed.wrap_loss(self.loss)
+        self._logged_loss = torch.zeros((), device=self.device)
         if self._resume_state is not None:
             self._restore(self._resume_state)
         return model
@@ -109,10 +114,8 @@ class Trainer:
     def compute_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents, scores, negatives)`` for pairs
         (scores and hard negatives may be None)."""
-        if is_pair_loss(self.loss):
-            queries, documents, scores, negatives = batch
-            hard = {} if negatives is None else {"negatives": model(negatives).float()}
-            return self.loss(model(queries).float(), model(documents).float(), scores, **hard)
+        if is_pair_loss(self.loss):  # the loss runs the model: plainly, or in chunks (CachedLoss)
+            return self.loss.forward_batch(model, batch)
         inputs, labels = batch
         outputs = model(inputs).float()
         if isinstance(self.loss, nn.CrossEntropyLoss):
@@ -139,6 +142,7 @@ class Trainer:
                 callback.load_state_dict(state)
         for callback in self.callbacks:
             callback.on_fit_start(self)
+        accumulation = self.config.gradient_accumulation_steps
         for epoch in range(self.epoch, self.config.epochs):
             self.epoch = epoch
             model.train()
@@ -147,7 +151,8 @@ class Trainer:
             total = torch.zeros((), device=self.device)
             skipped = torch.zeros((), device=self.device)
             first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
-            steps = 0
+            step_loss = torch.zeros((), device=self.device)  # the loss of the optimizer step being accumulated
+            steps = pending = 0  # batches this epoch, and those whose gradients wait for the optimizer step
             bar = tqdm(
                 self.batches.epoch(epoch),
                 total=len(self.batches),
@@ -159,31 +164,27 @@ class Trainer:
                 batch = move_to(batch, self.device, channels_last=True)
                 with autocast(self.device, self.autocast_dtype):
                     loss = self.compute_loss(model, batch)
-                # GradScaler is a no-op unless fp16: it keeps small fp16 gradients from underflowing.
-                self.scaler.scale(loss).backward()
-                if self.config.grad_clip is not None:
-                    for optimizer in self.optimizers:
-                        self.scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.config.grad_clip)
-                for optimizer in self.optimizers:
-                    self.scaler.step(optimizer)
-                self.scaler.update()
-                for optimizer in self.optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                for scheduler in self.schedulers:
-                    if scheduler is not None:
-                        scheduler.step()
+                # Accumulated batches add their gradients; dividing by the group's size makes the step follow the
+                # mean loss of the effective batch. GradScaler is a no-op unless fp16: it keeps small fp16
+                # gradients from underflowing.
+                group = max(1, min(accumulation, len(self.batches) - steps + pending))
+                self.scaler.scale(loss / group).backward()
                 finite = torch.isfinite(loss.detach())
                 total += torch.where(finite, loss.detach().float(), 0.0)
                 skipped += (~finite).float()
                 first_bad = torch.where(finite | (first_bad >= 0), first_bad, self.global_step + 1)
-                steps += 1
-                self.global_step += 1
+                step_loss += loss.detach() / group
+                steps, pending = steps + 1, pending + 1
+                if pending == accumulation or steps == len(self.batches):
+                    self.optimizer_step(step_loss)
+                    step_loss, pending = torch.zeros((), device=self.device), 0
                 if steps % 20 == 0:  # an occasional sync for the progress bar and the loss check, not one per step
                     loss_sum, bad_steps, bad_step = torch.stack([total, skipped, first_bad.float()]).tolist()
                     if distributed.world_size() == 1:  # under DDP, ranks check together at the epoch's end
                         self._check_loss(bad_steps, steps, int(bad_step))
                     bar.set_postfix(loss=f"{loss_sum / max(1.0, steps - bad_steps):.4f}")
+            if pending:  # a source that gave fewer batches than its len()
+                self.optimizer_step(step_loss)
             if steps == 0:
                 raise ValueError("An epoch produced no batch: the training data is smaller than two items per batch.")
             # One collective: every rank learns the mean loss and whether any rank saw a non-finite one.
@@ -193,6 +194,8 @@ class Trainer:
             self.history.append({"epoch": epoch + 1, "loss": loss_sum / (steps - bad_steps)})
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
+            # trackers get the epoch's record as it stands in the history: "epoch/loss", "eval/..." as they are
+            self.log({(k if "/" in k else f"epoch/{k}"): v for k, v in self.history[-1].items() if k != "epoch"})
             if distributed.is_main_process():
                 logger.info("epoch %d/%d %s", epoch + 1, self.config.epochs, _format(self.history[-1]))
             self.epoch = epoch + 1
@@ -235,10 +238,45 @@ class Trainer:
             checkpoints=checkpoints,
         )
 
+    def optimizer_step(self, step_loss: torch.Tensor) -> None:
+        """Clip, step every optimizer and scheduler, zero the gradients; then ``on_step_end`` callbacks, and every
+        ``logging_steps`` a log record of the mean loss since the last one and the learning rate."""
+        if self.config.grad_clip is not None:
+            for optimizer in self.optimizers:
+                self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.config.grad_clip)
+        learning_rate = self.optimizers[0].param_groups[0]["lr"]  # the rate of this step, before the schedule moves
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        for scheduler in self.schedulers:
+            if scheduler is not None:
+                scheduler.step()
+        self.global_step += 1
+        self._logged_loss += step_loss
+        self._logged_steps += 1
+        if self.global_step % self.config.logging_steps == 0:
+            loss = distributed.average(self._logged_loss / self._logged_steps).item()
+            self.log({"train/loss": loss, "train/learning_rate": learning_rate})
+            self._logged_loss, self._logged_steps = torch.zeros((), device=self.device), 0
+        for callback in self.callbacks:
+            callback.on_step_end(self)
+
+    def log(self, values: dict[str, float]) -> None:
+        """Record ``values`` at the current optimizer step: appended to ``log_history`` as ``{"step": ...,
+        **values}`` and handed to every callback's ``on_log`` (trackers write them)."""
+        record = {"step": self.global_step, **values}
+        self.log_history.append(record)
+        for callback in self.callbacks:
+            callback.on_log(self, record)
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimizers, schedulers, scaler, epoch, history, RNG."""
+        """Everything needed to resume: the weights that train (`trained_state`: frozen ones are left out),
+        optimizers, schedulers, scaler, epoch, history, RNG."""
         return {
-            "model": self.model.state_dict(),
+            "model": trained_state(self.model),
             "loss": self.loss.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
@@ -257,7 +295,11 @@ class Trainer:
             ValueError: the state belongs to another model (other layers or shapes) or is past ``config.epochs``.
         """
         source = state.get("source", "the checkpoint")
-        problems = mismatch_summary(*compare_states(self.model.state_dict(), state["model"]))
+        current = self.model.state_dict()
+        frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}
+        missing, unexpected, wrong_shapes = compare_states(current, state["model"])
+        missing = [name for name in missing if name not in frozen]  # frozen weights are not in checkpoints
+        problems = mismatch_summary(missing, unexpected, wrong_shapes)
         if problems:
             raise ValueError(
                 f"{source} was written for another model: {problems}. Resume with the same model, layer_name, "
@@ -268,7 +310,7 @@ class Trainer:
                 f"{source} is at epoch {state['epoch']}, past epochs={self.config.epochs}: pass epochs="
                 f"{state['epoch']} or more to continue it."
             )
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"], strict=False)  # frozen weights never change
         self.epoch, self.global_step, self.history = state["epoch"], state["global_step"], list(state["history"])
         self._resume_state = state
 

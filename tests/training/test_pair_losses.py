@@ -130,12 +130,21 @@ def test_registry_holds_every_pair_loss_and_build_loss_finds_them():
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, PairLoss) and cls.__module__ == module.__name__
     } - {"PairLoss"}
-    assert defined == {"MultipleNegativesRankingLoss", "CosineSimilarityLoss", "CLIPLoss"}
+    assert defined == {
+        "MultipleNegativesRankingLoss",
+        "CosineSimilarityLoss",
+        "CLIPLoss",
+        "CachedLoss",
+        "CachedMultipleNegativesRankingLoss",
+        "CachedCLIPLoss",
+        "MatryoshkaPairLoss",
+    }
     assert defined <= set(package.__all__)  # every module's loss is exported
     assert defined | {"InfoNCELoss"} <= set(list_pair_losses()) <= set(list_losses())
     assert {"TripletMarginLoss", "ArcFaceLoss", "CrossEntropyLoss"} <= set(list_losses())
+    needed = {"MatryoshkaPairLoss": {"dims": (4, 2)}}  # options without a default
     for name in defined:
-        loss = build_loss(name)
+        loss = build_loss(name, **needed.get(name, {}))
         assert type(loss).__name__ == name and is_pair_loss(loss) and not needs_two_classes(loss)
     assert type(build_loss("InfoNCELoss", scale=5.0)) is MultipleNegativesRankingLoss
     triplet = build_loss("TripletMarginLoss")

@@ -1,5 +1,6 @@
 """Losses on (query, document) embedding pairs: the `PairLoss` contract, its registry, and the built-in losses
-(in-batch negatives, scored pairs, CLIP's symmetric loss).
+(in-batch negatives, scored pairs, CLIP's symmetric loss), and the wrappers for big batches (`CachedLoss`) and
+Matryoshka embeddings (`MatryoshkaPairLoss`).
 
 Adding a pair loss is one module here (a `PairLoss` subclass, imported below) and its test; a subclass defined
 anywhere else (a user's script) registers itself the same way.
@@ -13,13 +14,19 @@ from finetuner.training.pair_losses.base import (
     list_pair_losses,
     ranking_loss,
 )
+from finetuner.training.pair_losses.cached import CachedCLIPLoss, CachedLoss, CachedMultipleNegativesRankingLoss
 from finetuner.training.pair_losses.clip import CLIPLoss
 from finetuner.training.pair_losses.cosine import CosineSimilarityLoss
+from finetuner.training.pair_losses.matryoshka import MatryoshkaPairLoss
 from finetuner.training.pair_losses.ranking import MultipleNegativesRankingLoss
 
 __all__ = [
     "CLIPLoss",
+    "CachedCLIPLoss",
+    "CachedLoss",
+    "CachedMultipleNegativesRankingLoss",
     "CosineSimilarityLoss",
+    "MatryoshkaPairLoss",
     "MultipleNegativesRankingLoss",
     "PairLoss",
     "create_pair_loss",

@@ -105,6 +105,16 @@ class PairLoss(nn.Module, ABC):
             _check_device(query, negatives, "hard negatives")
         return self.compute_loss(query, document, scores, negatives)
 
+    def forward_batch(self, model: nn.Module, batch: Sequence[Any]) -> torch.Tensor:
+        """The loss of one batch of model inputs ``(queries, documents, scores, negatives)`` (scores and
+        negatives may be None): what the trainer calls. This runs ``model`` on each column and calls ``self``;
+        a loss that drives the forward pass itself (`CachedLoss` runs it in chunks) overrides it. The trainer
+        calls ``backward()`` on the result, scaled for fp16 and gradient accumulation.
+        """
+        queries, documents, scores, negatives = batch
+        hard = None if negatives is None else model(negatives).float()
+        return self(model(queries).float(), model(documents).float(), scores, hard)
+
     @abstractmethod
     def compute_loss(
         self,
