@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from finetuner.core.files import atomic_folder
+from finetuner.export.model_card import ModelCardData, frozen_summary, write_model_card
 from finetuner.tailor import TailoredModel
 
 CONFIG_FILE = "config.json"
@@ -29,6 +30,9 @@ class EmbeddingModel(TailoredModel):
         preprocessing: `ImagePreprocessing` or `TextPreprocessing` for raw items.
         spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
             (``embedding`` or ``classification``), ``classes``.
+
+    ``card_data`` (a `finetuner.export.ModelCardData`: base model, data, loss, settings, metrics) feeds the
+    ``README.md`` model card that `save` writes; it is saved in ``config.json`` and restored by `load`.
 
     Example:
         >>> model = finetuner.build_model("resnet18", pretrained=False, output_dim=64)
@@ -49,6 +53,7 @@ class EmbeddingModel(TailoredModel):
         super().__init__(backbone, pool, head)
         self.preprocessing = preprocessing
         self.spec = dict(spec or {})
+        self.card_data = ModelCardData()
 
     @property
     def task(self) -> str:
@@ -136,7 +141,8 @@ class EmbeddingModel(TailoredModel):
         return torch.randn(batch_size, *self.preprocessing.input_size)
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) to ``folder``, replacing it atomically.
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) and a ``README.md`` model card to
+        ``folder``, replacing it atomically.
 
         Example:
             >>> model.save("out/model")  # doctest: +SKIP
@@ -147,6 +153,9 @@ class EmbeddingModel(TailoredModel):
         import finetuner
 
         folder = Path(folder)
+        card_data = ModelCardData.from_dict(self.card_data)
+        if card_data.frozen is None:  # requires_grad flags do not survive save/load: record them now
+            card_data.frozen = frozen_summary(self)
         config = {
             "format": FORMAT,
             "finetuner_version": finetuner.__version__,
@@ -155,9 +164,11 @@ class EmbeddingModel(TailoredModel):
             "pool": self.pool.config(),
             "head": self.head.config() if self.head is not None else None,
             "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
+            "card_data": card_data.to_dict(),
         }
         with atomic_folder(folder) as staging:
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            write_model_card(self, staging)
             if hasattr(self.preprocessing, "save"):
                 self.preprocessing.save(staging)
             save_model(_mergeable_copy(self), str(staging / WEIGHTS_FILE))
@@ -187,21 +198,30 @@ class EmbeddingModel(TailoredModel):
         if config["head"] is not None:
             shell.head = build_head(config["head"])
         load_model(shell, str(folder / WEIGHTS_FILE), strict=True, device="cpu")
+        shell.card_data = ModelCardData.from_dict(config.get("card_data"))
         if device is not None:
             from finetuner.core.device import resolve_device
 
             shell.to(resolve_device(device))
         return shell.eval()
 
-    def export_onnx(self, path: str | Path, **kwargs: Any) -> Path:
-        """Export to ONNX (dynamic batch; dynamic sequence length for text), checked against PyTorch.
+    def export(self, path: str | Path, format: str = "onnx", **options: Any) -> Path:
+        """Write the model in another tool's format; LoRA adapters are merged, the model itself is unchanged.
+
+        Formats (``finetuner.export.FORMATS``): ``"onnx"`` (one self-contained file with the preprocessing in its
+        metadata; ``normalize=False`` keeps raw outputs), ``"onnx-int8"`` (the same, dynamically quantised),
+        ``"sentence-transformers"`` (a folder ``SentenceTransformer(path)`` loads; text models) and ``"timm"``
+        (a folder ``timm.create_model("local-dir:" + path, pretrained=True)`` loads, plus the head). Each export is
+        checked against this model and raises a `ValueError` naming the reason when the format cannot hold it
+        exactly.
 
         Example:
-            >>> model.export_onnx("out/model.onnx")  # doctest: +SKIP
+            >>> model.export("out/model.onnx")  # doctest: +SKIP
+            >>> model.export("out/st", format="sentence-transformers")  # doctest: +SKIP
         """
-        from finetuner.export.onnx import export_onnx
+        from finetuner.export import export_model
 
-        return export_onnx(_mergeable_copy(self).eval(), self.example_input(), path, **kwargs)
+        return export_model(_mergeable_copy(self), path, format, **options)
 
     def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_kwargs: Any):
         """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are
