@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from finetuner.model import EmbeddingModel
 
 CARD_FILE = "README.md"
-_LIBRARIES = ("finetuner", "torch", "timm", "transformers", "sentence-transformers", "open_clip_torch", "peft")
+# libraries a card lists: always, then by backbone source, then by export format
+_LIBRARIES = ("finetuner", "torch")
+_SOURCE_LIBRARIES = {
+    "timm": ("timm",),
+    "torchvision": ("torchvision", "timm"),
+    "hf_text": ("transformers", "tokenizers"),
+    "clip": ("open_clip_torch",),
+}
+_FORMAT_LIBRARIES = {"sentence-transformers": ("sentence-transformers",), "timm": ("timm", "safetensors")}
 
 
 @dataclass
@@ -82,16 +90,20 @@ class ModelCardData:
 
 
 def frozen_summary(model: EmbeddingModel) -> str | None:
-    """Which backbone parameters are frozen (``requires_grad=False``), in words; None when none is."""
-    parameters = list(model.backbone.named_parameters())
-    frozen = [name for name, p in parameters if not p.requires_grad]
+    """Which backbone layers are frozen (``requires_grad=False``), in words; None when none is."""
+    parameters = list(model.backbone.parameters())
+    frozen = sum(not p.requires_grad for p in parameters)
     if not frozen:
         return None
-    if len(frozen) == len(parameters):
+    if frozen == len(parameters):
         return "the whole backbone"
-    prefixes = sorted({name.split(".")[0] for name in frozen})
-    shown = ", ".join(f"`{p}`" for p in prefixes[:8]) + (", ..." if len(prefixes) > 8 else "")
-    return f"{len(frozen)} of {len(parameters)} backbone parameter tensors ({shown})"
+    all_frozen = {
+        name for name, module in model.backbone.named_modules()
+        if any(True for _ in module.parameters()) and not any(p.requires_grad for p in module.parameters())
+    }
+    tops = [name for name in all_frozen if name.rpartition(".")[0] not in all_frozen or not name]
+    shown = ", ".join(f"`{name}`" for name in sorted(tops)[:8]) + (", ..." if len(tops) > 8 else "")
+    return f"{frozen} of {len(parameters)} backbone parameter tensors ({shown})"
 
 
 def write_model_card(model: EmbeddingModel, folder: str | Path, *, format: str = "finetuner") -> Path:
@@ -137,7 +149,7 @@ def model_card(model: EmbeddingModel, *, format: str = "finetuner", extra: str =
         "",
         (
             f"An embedding model{f' ({dim}-d, L2-normalised)' if dim else ''} tuned from `{base}` with "
-            f"[finetuner](https://github.com/jina-ai/finetuner) {_version('finetuner')}."
+            f"finetuner {_version('finetuner')}."
             if model.task != "classification"
             else f"A classifier over {len(model.classes)} classes tuned from `{base}` with finetuner."
         ),
@@ -149,7 +161,7 @@ def model_card(model: EmbeddingModel, *, format: str = "finetuner", extra: str =
         _metrics_section(card.metrics),
         extra,
         _usage_section(model, format),
-        _versions_section(),
+        _versions_section(backbone.get("source"), format),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
 
@@ -259,7 +271,7 @@ def _usage_section(model: EmbeddingModel, format: str) -> str:
             "from sentence_transformers import SentenceTransformer\n"
             f'vectors = SentenceTransformer("st-model").encode([{item}])',
         )
-    if kind == "image":
+    if kind == "image" and model.spec.get("backbone", {}).get("source") in ("timm", "torchvision"):
         blocks["timm"] = (
             "timm (no finetuner; backbone features, the head ships in head.safetensors)",
             'model.export("timm-model", format="timm")   # with finetuner, once\n\n'
@@ -280,9 +292,10 @@ def _usage_section(model: EmbeddingModel, format: str) -> str:
     return "\n\n".join(text)
 
 
-def _versions_section() -> str:
+def _versions_section(source: str | None, format: str) -> str:
+    names = (*_LIBRARIES, *_SOURCE_LIBRARIES.get(source, ()), *_FORMAT_LIBRARIES.get(format, ()))
     rows = [("python", platform.python_version())]
-    rows += [(name, _version(name)) for name in _LIBRARIES if _version(name) != "not installed"]
+    rows += [(name, _version(name)) for name in dict.fromkeys(names) if _version(name) != "not installed"]
     return "## Library versions\n\n" + _table(("library", "version"), rows)
 
 
