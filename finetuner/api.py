@@ -80,8 +80,8 @@ def build_model(
         layer_name: cut the network after this layer (`display` lists them); default: the layer feeding the
             original classifier.
         classes: class names, for classification.
-        lora: True or LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``) to train low-rank
-            adapters on the backbone instead of its weights.
+        lora: True or LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``, or peft's ``r``,
+            ``lora_alpha``, ``lora_dropout``; or a ``peft.LoraConfig``) to train low-rank adapters on the backbone.
         pretrained: load pretrained weights (from disk; never downloaded).
 
     Example:
@@ -137,7 +137,7 @@ def build_model(
     if lora:
         from finetuner.models.lora import apply_lora
 
-        tailored.backbone = apply_lora(tailored.backbone, **(lora if isinstance(lora, dict) else {}))
+        tailored.backbone = apply_lora(tailored.backbone, lora)
     spec = {
         "backbone": backbone.spec,
         "layer_name": getattr(tailored, "embedding_layer", None),
