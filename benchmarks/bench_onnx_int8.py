@@ -53,13 +53,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--per-channel", action="store_true", help="int8 scales per output channel")
     args = parser.parse_args()
 
     items, labels = balanced_slice(args.images)
     model = finetuner.build_model("efficientnet_lite0")  # packaged ImageNet weights, pooled features
     with tempfile.TemporaryDirectory() as folder:
         fp32_path = model.export(Path(folder) / "fp32.onnx")
-        int8_path = model.export(Path(folder) / "int8.onnx", format="onnx-int8")
+        int8_path = model.export(
+            Path(folder) / "int8.onnx", format="onnx-int8", per_channel=args.per_channel, min_similarity=0.0
+        )
         sizes = {name: path.stat().st_size / 2**20 for name, path in (("fp32", fp32_path), ("int8", int8_path))}
         fp32, int8 = OnnxEncoder(fp32_path), OnnxEncoder(int8_path)
 
@@ -77,7 +80,8 @@ def main() -> None:
     print(f"# P7 {datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} CPUs")
     print(
         f"finetuner {finetuner.__version__}  torch {torch.__version__}  onnxruntime {onnxruntime.__version__}  "
-        f"{len(items)} Fashion-MNIST test images (balanced), batch {args.batch_size}, {args.repeats} repeats"
+        f"{len(items)} Fashion-MNIST test images (balanced), batch {args.batch_size}, {args.repeats} repeats, "
+        f"per_channel={args.per_channel}"
     )
     print(f"file size: fp32 {sizes['fp32']:.1f} MiB, int8 {sizes['int8']:.1f} MiB")
     print(f"max |onnx fp32 - pytorch| = {np.abs(vectors['onnx fp32'] - torch_vectors).max():.2e}")

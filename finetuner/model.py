@@ -3,6 +3,7 @@ JSON + safetensors (never a pickle) and loads back with no other argument."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -153,8 +154,8 @@ class EmbeddingModel(TailoredModel):
         import finetuner
 
         folder = Path(folder)
-        card_data = ModelCardData.from_dict(self.card_data)
-        if card_data.frozen is None:  # requires_grad flags do not survive save/load: record them now
+        card_data = dataclasses.replace(ModelCardData.from_dict(self.card_data))
+        if card_data.frozen is None:  # requires_grad flags do not survive save/load: record them in the copy
             card_data.frozen = frozen_summary(self)
         config = {
             "format": FORMAT,
@@ -168,7 +169,7 @@ class EmbeddingModel(TailoredModel):
         }
         with atomic_folder(folder) as staging:
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-            write_model_card(self, staging)
+            write_model_card(self, staging, card_data=card_data)
             if hasattr(self.preprocessing, "save"):
                 self.preprocessing.save(staging)
             save_model(_mergeable_copy(self), str(staging / WEIGHTS_FILE))

@@ -106,7 +106,9 @@ def frozen_summary(model: EmbeddingModel) -> str | None:
     return f"{frozen} of {len(parameters)} backbone parameter tensors ({shown})"
 
 
-def write_model_card(model: EmbeddingModel, folder: str | Path, *, format: str = "finetuner") -> Path:
+def write_model_card(
+    model: EmbeddingModel, folder: str | Path, *, format: str = "finetuner", card_data: ModelCardData | None = None
+) -> Path:
     """Write ``README.md`` describing ``model`` into ``folder``; ``format`` says which files sit beside it.
 
     Args:
@@ -114,17 +116,20 @@ def write_model_card(model: EmbeddingModel, folder: str | Path, *, format: str =
         folder: where to write.
         format: ``"finetuner"`` (a saved model), ``"sentence-transformers"`` or ``"timm"`` (an export): decides
             which loading instructions come first.
+        card_data: the training facts; default ``model.card_data``.
 
     Example:
         >>> write_model_card(model, "out/model")  # doctest: +SKIP
         PosixPath('out/model/README.md')
     """
     path = Path(folder) / CARD_FILE
-    path.write_text(model_card(model, format=format))
+    path.write_text(model_card(model, format=format, card_data=card_data))
     return path
 
 
-def model_card(model: EmbeddingModel, *, format: str = "finetuner", extra: str = "") -> str:
+def model_card(
+    model: EmbeddingModel, *, format: str = "finetuner", extra: str = "", card_data: ModelCardData | None = None
+) -> str:
     """The model card text (Markdown with a YAML header, as the Hugging Face Hub reads it).
 
     Example:
@@ -132,7 +137,7 @@ def model_card(model: EmbeddingModel, *, format: str = "finetuner", extra: str =
         ---
         library_name: finetuner
     """
-    card = ModelCardData.from_dict(getattr(model, "card_data", None))
+    card = ModelCardData.from_dict(card_data if card_data is not None else getattr(model, "card_data", None))
     backbone = model.spec.get("backbone", {})
     base = card.base_model or backbone.get("name") or backbone.get("source", "a custom nn.Module")
     text_model = getattr(model.preprocessing, "kind", None) == "text"

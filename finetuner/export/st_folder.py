@@ -133,8 +133,10 @@ def _groups(head: nn.Module, name: str) -> list[tuple[nn.Linear, nn.BatchNorm1d 
         elif isinstance(layer, nn.Dropout):
             continue  # no-op in eval mode
         elif not groups:
-            raise ValueError(f"The {name} head starts with {type(layer).__name__}; sentence-transformers' Dense "
-                             "modules start with a Linear layer. Use format='onnx'.")
+            raise ValueError(
+                f"The {name} head starts with {type(layer).__name__}; sentence-transformers' Dense modules start "
+                "with a Linear layer. Use format='onnx'."
+            )
         elif isinstance(layer, nn.BatchNorm1d) and groups[-1][1] is None and isinstance(groups[-1][2], nn.Identity):
             groups[-1][1] = layer
         elif isinstance(layer, _ACTIVATIONS) and isinstance(groups[-1][2], nn.Identity) and _default(layer):

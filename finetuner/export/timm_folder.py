@@ -71,9 +71,10 @@ def _timm_architecture(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return name, dict(spec.get("kwargs", {}))
     if source == "torchvision" and name and timm.is_model(name):
         return name, dict(spec.get("kwargs", {}))
-    detail = f"torchvision {name!r} has no timm architecture of that name" if source == "torchvision" else (
-        f"the backbone comes from {source!r}"
-    )
+    if source == "torchvision":
+        detail = f"torchvision {name!r} has no timm architecture of that name"
+    else:
+        detail = f"the backbone comes from {source!r}"
     raise ValueError(
         f"The timm format needs a backbone timm can build; {detail}. Build the model from a timm name "
         "(finetuner.fit('timm:<name>', ...)), or use format='onnx'."
@@ -134,8 +135,8 @@ def _check_features(
 def _data_config(preprocessing: Any) -> dict[str, Any]:
     config = preprocessing.to_config()
     keys = ("input_size", "mean", "std", "interpolation", "crop_pct")
-    return {**{key: tuple(config[key]) if isinstance(config[key], list) else config[key] for key in keys},
-            "crop_mode": "center"}
+    data = {key: tuple(config[key]) if isinstance(config[key], list) else config[key] for key in keys}
+    return {**data, "crop_mode": "center"}  # ImagePreprocessing always center-crops
 
 
 def _save_head(model: EmbeddingModel, folder: Path) -> None:
@@ -157,9 +158,10 @@ def _head_section(model: EmbeddingModel) -> str:
     if model.head is None:
         return "## Head\n\nNone: the embeddings are timm's pooled features, L2-normalised."
     shapes = "\n".join(f"    {key}: {tuple(value.shape)}" for key, value in model.head.state_dict().items())
-    use = "logits = head(features)" if model.task == "classification" else (
-        "embeddings = torch.nn.functional.normalize(head(features), dim=1)"
-    )
+    if model.task == "classification":
+        use = "logits = head(features)"
+    else:
+        use = "embeddings = torch.nn.functional.normalize(head(features), dim=1)"
     return (
         "## Head\n\n"
         f"The backbone in `model.safetensors` gives timm's pooled features; the head in `{HEAD_WEIGHTS}` (described "

@@ -174,16 +174,23 @@ class Index:
         return self._rescore(q, pos, k)
 
     def _rescore(self, q: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores of each query's candidates (rows of the float32 vectors), best ``k`` first."""
-        needed, lookup = np.unique(np.maximum(candidates, 0), return_inverse=True)
-        vectors = np.asarray(self._vectors_fp32[needed])[lookup.reshape(candidates.shape)]  # (queries, depth, dim)
-        if self.metric == "euclidean":
-            exact = -np.sum((vectors - q[:, None, :]) ** 2, axis=2)
-        else:
-            exact = np.einsum("qcd,qd->qc", vectors, q)
-        exact[candidates < 0] = -np.inf
-        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(exact, order, 1).astype(np.float32), np.take_along_axis(candidates, order, 1)
+        """Exact scores of each query's candidates (rows of the float32 vectors), best ``k`` first; queries go in
+        blocks so the gathered rows stay under about 64 MiB."""
+        block = max(1, (1 << 24) // max(1, candidates.shape[1] * q.shape[1]))
+        scores, ids = [], []
+        for start in range(0, len(q), block):
+            chunk = candidates[start : start + block]
+            needed, lookup = np.unique(np.maximum(chunk, 0), return_inverse=True)
+            vectors = np.asarray(self._vectors_fp32[needed])[lookup.reshape(chunk.shape)]  # (block, depth, dim)
+            if self.metric == "euclidean":
+                exact = -np.sum((vectors - q[start : start + block, None, :]) ** 2, axis=2)
+            else:
+                exact = np.einsum("qcd,qd->qc", vectors, q[start : start + block])
+            exact[chunk < 0] = -np.inf
+            order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+            scores.append(np.take_along_axis(exact, order, 1).astype(np.float32))
+            ids.append(np.take_along_axis(chunk, order, 1))
+        return np.concatenate(scores), np.concatenate(ids)
 
     @property
     def nbytes(self) -> int:

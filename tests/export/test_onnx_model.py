@@ -103,9 +103,11 @@ def test_int8_file_is_quantised_and_close(image_model, image_items, tmp_path):
     ]
 
 
-def test_int8_refuses_a_file_too_far_from_float32(image_model, tmp_path):
+@pytest.mark.parametrize("real_items", [False, True])
+def test_int8_refuses_a_file_too_far_from_float32(image_model, image_items, tmp_path, real_items):
+    items = image_items if real_items else None
     with pytest.raises(ValueError, match="min_similarity=1.01.*nothing was written"):
-        image_model.export(tmp_path / "int8.onnx", format="onnx-int8", min_similarity=1.01)
+        image_model.export(tmp_path / "int8.onnx", format="onnx-int8", min_similarity=1.01, check_items=items)
     assert not list(tmp_path.iterdir())
 
 
