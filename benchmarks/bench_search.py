@@ -10,9 +10,15 @@ Measures, in one process and on the same clustered random vectors (``--n-labels`
 2. ``faiss.IndexFlatIP.search(queries, k=10)`` on the normalised vectors: wall time and peak extra memory.
 3. The kernel choice inside retrieval_metrics, on a sample of queries: torch matmul + topk(R + 1) versus
    ``faiss.IndexFlatIP.search(k=R + 1)``.
+4. ``--part compact``: ``finetuner.search.Index`` kinds ``flat``, ``int8`` and ``binary`` (with and without
+   float32 re-scoring) on the same index vectors: memory in RAM after save/load (``Index.nbytes``; the compact
+   kinds memory-map their float32 vectors), files on disk, recall@10 against the exact index, search time.
 
 Run: ``python benchmarks/bench_search.py`` (full size, minutes on 2 cores), or
-``python benchmarks/bench_search.py --n-index 100000 --n-queries 1000`` for a quick check.
+``python benchmarks/bench_search.py --n-index 100000 --n-queries 1000`` for a quick check;
+``--part compact`` runs only 4 (``--part metrics`` only 1-3); ``--part compact --real`` runs 4 on real embeddings
+instead: the 3,000 embedded Fashion-MNIST images encoded by EfficientNet-Lite0 (packaged ImageNet weights, 1,280-d
+features), the 1,000 test images as queries against the 2,000 training images.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import argparse
 import datetime
 import os
 import platform
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -31,6 +39,7 @@ import torch
 
 import finetuner
 from finetuner.evaluation import retrieval_metrics
+from finetuner.search import Index
 
 GIB = 1 << 30
 
@@ -84,6 +93,43 @@ def kernel_comparison(queries: np.ndarray, index: np.ndarray, depth: int) -> tup
     return torch_s, time.perf_counter() - start
 
 
+COMPACT_KINDS = (
+    ("flat", {}),
+    ("int8", {"rerank": 0}),
+    ("int8", {"rerank": 2}),
+    ("binary", {"rerank": 0}),
+    ("binary", {"rerank": 10}),
+    ("binary", {"rerank": 30}),
+)
+
+
+def compact_comparison(index: np.ndarray, queries: np.ndarray, k: int = 10) -> None:
+    """Memory, disk size, recall@k against the exact index and search time of each Index kind, after save/load."""
+    exact = faiss.IndexFlatIP(index.shape[1])
+    exact.add(index / np.linalg.norm(index, axis=1, keepdims=True))
+    truth = exact.search(queries / np.linalg.norm(queries, axis=1, keepdims=True), k)[1]
+    del exact
+    print(f"| kind | params | RAM after load | files on disk | recall@{k} vs exact | search {len(queries)} queries |")
+    print("|---|---|---|---|---|---|")
+    for kind, params in COMPACT_KINDS:
+        built = Index(metric="cosine", kind=kind, **params)
+        built.add(index)
+        with tempfile.TemporaryDirectory() as folder:
+            built.save(folder)
+            del built
+            loaded = Index.load(folder)
+            disk = sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".faiss", ".npy"))
+            start = time.perf_counter()
+            found = loaded.search(queries, k)[1]
+            search_s = time.perf_counter() - start
+            recall = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(found, truth)])
+            print(
+                f"| {kind} | {params or ''} | {loaded.nbytes / 2**20:.1f} MiB | {disk / 2**20:.1f} MiB | "
+                f"{recall:.4f} | {search_s:.2f} s |"
+            )
+            del loaded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-index", type=int, default=1_000_000)
@@ -93,7 +139,18 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=2.0, help="noise around each class centre (centres ~ N(0, 1))")
     parser.add_argument("--kernel-sample", type=int, default=256, help="queries for the kernel comparison (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--part", choices=("all", "metrics", "compact"), default="all")
+    parser.add_argument("--compact-queries", type=int, default=1000, help="queries for the compact-index part")
+    parser.add_argument("--real", action="store_true", help="compact part on Fashion-MNIST EfficientNet features")
     args = parser.parse_args()
+    if args.real:
+        from finetuner.data import load_fashion_mnist
+
+        model = finetuner.build_model("efficientnet_lite0")
+        index, queries = (model.encode(load_fashion_mnist(split).items) for split in ("train", "test"))
+        print(f"# compact Index kinds on EfficientNet-Lite0 features: {index.shape} index, {queries.shape} queries")
+        compact_comparison(index, queries)
+        return
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -111,6 +168,10 @@ def main() -> None:
     print("  ".join(f"{name} {version}" for name, version in {**versions, "numpy": np.__version__}.items()))
     print(f"queries {args.n_queries} x index {args.n_index} x dim {args.dim}, {args.n_labels} labels")
     print(f"inputs: {inputs_gib:.2f} GiB (+ the same again as normalised copies for faiss)")
+    if args.part in ("all", "compact"):
+        compact_comparison(index, queries[: args.compact_queries])
+    if args.part == "compact":
+        return
 
     with PeakRSS() as ours_mem:
         start, start_cpu = time.perf_counter(), time.process_time()

@@ -17,6 +17,7 @@ from finetuner.config import EvalConfig, FitConfig, OutputConfig
 from finetuner.core.device import autocast_dtype, resolve_device
 from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out, load_data
 from finetuner.evaluation import ValidationEvaluator
+from finetuner.export import ModelCardData
 from finetuner.model import EmbeddingModel
 from finetuner.run import Run
 from finetuner.tailor import Head
@@ -358,6 +359,38 @@ def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k
             }
         )
     return examples
+
+
+def card_data(
+    model: Any, loss: nn.Module, miner: Any, config: FitConfig, data: FitData, metrics: dict[str, Any]
+) -> ModelCardData:
+    """What the saved model's card says about this run: the base model, freezing, loss, settings, data and the
+    metrics (on test data when given, else on validation data)."""
+
+    def summary(part: LabeledData | PairData | None) -> dict[str, Any]:
+        if part is None:
+            return {}
+        if isinstance(part, PairData):
+            return {"items": len(part), "kind": "pairs"}
+        return {"items": len(part), "classes": len({part.classes[label] for label in part.labels}), "kind": "labeled"}
+
+    training = config.training
+    scored = metrics.get("test") or {k: metrics[k] for k in ("before", "after") if k in metrics}
+    evaluation = summary(data.test if "test" in metrics else data.eval)
+    if data.held_out_classes and "test" not in metrics:
+        evaluation["held_out_classes"] = list(data.held_out_classes)
+    return ModelCardData(
+        base_model=str(model) if isinstance(model, (str, Path)) else type(model).__name__,
+        frozen=config.model.freeze if config.model.freeze else None,
+        lora=config.model.lora if isinstance(config.model.lora, dict) else None,
+        loss=type(loss).__name__,
+        loss_options=dict(training.loss_options),
+        miner=type(miner).__name__ if miner is not None else None,
+        training={k: getattr(training, k) for k in ("epochs", "batch_size", "learning_rate", "optimizer", "scheduler")},
+        train_data=summary(data.train),
+        eval_data=evaluation,
+        metrics=scored,
+    )
 
 
 def write_outputs(run: Run, output: OutputConfig) -> None:

@@ -132,8 +132,7 @@ def build_model(
     if config.lora:
         from finetuner.models.lora import apply_lora
 
-        lora = config.lora
-        tailored.backbone = apply_lora(tailored.backbone, **(lora if isinstance(lora, dict) else {}))
+        tailored.backbone = apply_lora(tailored.backbone, config.lora)
     spec = {
         "backbone": backbone.spec,
         "layer_name": getattr(tailored, "embedding_layer", None),
@@ -281,6 +280,7 @@ def fit(
     if selection is not None:
         metrics["selection"] = selection.result()
         logger.info("%s", _fit.selection_summary(metrics, data))
+    net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
     distributed.barrier()

@@ -306,12 +306,19 @@ def encode(
 @command()
 def export(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
-    output: Annotated[Path, typer.Argument(help="the .onnx file to write")] = Path("model.onnx"),
+    output: Annotated[Path, typer.Argument(help="the file (onnx, onnx-int8) or folder to write")] = Path("model.onnx"),
+    format: Annotated[
+        str, typer.Option(help="onnx, onnx-int8, sentence-transformers (text models) or timm (image models)")
+    ] = "onnx",
+    normalize: Annotated[bool, typer.Option(help="onnx formats: end the graph with L2 normalisation")] = True,
 ) -> None:
-    """Export a saved model to ONNX, checked against PyTorch with onnxruntime."""
+    """Export a saved model to another tool's format, checked against the model itself."""
     from finetuner.api import load
 
-    path = load(model).export_onnx(output)
+    if not normalize and format not in ("onnx", "onnx-int8"):
+        raise ValueError(f"--no-normalize applies to the onnx formats only, not to {format!r}.")
+    options = {} if normalize else {"normalize": False}
+    path = load(model).export(output, format, **options)
     typer.echo(f"wrote {path}")
 
 

@@ -38,7 +38,9 @@ class ModelConfig:
         layer_name: cut the network after this layer (`display` lists them); None: the layer feeding the original
             classifier.
         head: head name (``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
-        lora: True or LoRA options to train low-rank adapters instead of the backbone's weights.
+        lora: True, LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``, or peft's ``r``,
+            ``lora_alpha``, ``lora_dropout``) or a ``peft.LoraConfig``, to train low-rank adapters instead of the
+            backbone's weights.
         pretrained: load pretrained weights (from disk; never downloaded).
         input_size: one sample's shape, for a custom ``nn.Module``.
         example_input: a batch a custom ``nn.Module`` accepts (instead of ``input_size``).

@@ -3,6 +3,7 @@ JSON + safetensors (never a pickle) and loads back with no other argument."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from torch import nn
 
 from finetuner.core.files import atomic_folder, read_json, read_safetensors
 from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
+from finetuner.export.model_card import ModelCardData, frozen_summary, write_model_card
 from finetuner.tailor import Head, TailoredModel
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ class EmbeddingModel(TailoredModel):
         spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
             (``embedding`` or ``classification``), ``classes``.
 
+    ``card_data`` (a `finetuner.export.ModelCardData`: base model, data, loss, settings, metrics) feeds the
+    ``README.md`` model card that `save` writes; it is saved in ``config.json`` and restored by `load`.
+
     Example:
         >>> model = finetuner.build_model("resnet18", pretrained=False, output_dim=64)
         >>> model.encode(["cat.jpg", "dog.jpg"]).shape  # doctest: +SKIP
@@ -55,6 +60,7 @@ class EmbeddingModel(TailoredModel):
         super().__init__(backbone, pool, head)
         self.preprocessing = preprocessing
         self.spec = dict(spec or {})
+        self.card_data = ModelCardData()
 
     @property
     def task(self) -> str:
@@ -195,7 +201,8 @@ class EmbeddingModel(TailoredModel):
         return torch.randn(batch_size, *self.preprocessing.input_size)
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) to ``folder``, replacing it atomically.
+        """Write ``config.json`` + ``model.safetensors`` (+ tokenizer files) and a ``README.md`` model card to
+        ``folder``, replacing it atomically.
 
         Example:
             >>> model.save("out/model")  # doctest: +SKIP
@@ -215,6 +222,9 @@ class EmbeddingModel(TailoredModel):
                 f"Refusing to save to {folder}: NaN or infinite values in {shown}, so embeddings would be NaN. "
                 "Training diverged: retrain with a lower learning_rate (or grad_clip=1.0, precision='fp32')."
             )
+        card_data = dataclasses.replace(ModelCardData.from_dict(self.card_data))
+        if card_data.frozen is None:  # requires_grad flags do not survive save/load: record them in the copy
+            card_data.frozen = frozen_summary(self)
         config = {
             "format": FORMAT,
             "finetuner_version": finetuner.__version__,
@@ -223,9 +233,11 @@ class EmbeddingModel(TailoredModel):
             "pool": self.pool.config(),
             "head": self.head.to_config() if self.head is not None else None,
             "preprocessing": self.preprocessing.to_config() if self.preprocessing is not None else None,
+            "card_data": card_data.to_dict(),
         }
         with atomic_folder(folder) as staging:
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            write_model_card(self, staging, card_data=card_data)
             if self.preprocessing is not None:
                 self.preprocessing.save(staging)
             save_model(_mergeable_copy(self), str(staging / WEIGHTS_FILE))
@@ -270,21 +282,30 @@ class EmbeddingModel(TailoredModel):
                 f"{mismatch_summary(missing, unexpected, wrong_shapes)}. The two files come from different saves: "
                 "copy the whole folder of one save() again."
             )
+        shell.card_data = ModelCardData.from_dict(config.get("card_data"))
         if device is not None:
             from finetuner.core.device import resolve_device
 
             shell.to(resolve_device(device))
         return shell.eval()
 
-    def export_onnx(self, path: str | Path, **kwargs: Any) -> Path:
-        """Export to ONNX (dynamic batch; dynamic sequence length for text), checked against PyTorch.
+    def export(self, path: str | Path, format: str = "onnx", **options: Any) -> Path:
+        """Write the model in another tool's format; LoRA adapters are merged, the model itself is unchanged.
+
+        Formats (``finetuner.export.FORMATS``): ``"onnx"`` (one self-contained file with the preprocessing in its
+        metadata; ``normalize=False`` keeps raw outputs), ``"onnx-int8"`` (the same, dynamically quantised),
+        ``"sentence-transformers"`` (a folder ``SentenceTransformer(path)`` loads; text models) and ``"timm"``
+        (a folder ``timm.create_model("local-dir:" + path, pretrained=True)`` loads, plus the head). Each export is
+        checked against this model and raises a `ValueError` naming the reason when the format cannot hold it
+        exactly.
 
         Example:
-            >>> model.export_onnx("out/model.onnx")  # doctest: +SKIP
+            >>> model.export("out/model.onnx")  # doctest: +SKIP
+            >>> model.export("out/st", format="sentence-transformers")  # doctest: +SKIP
         """
-        from finetuner.export.onnx import export_onnx
+        from finetuner.export import export_model
 
-        return export_onnx(_mergeable_copy(self).eval(), self.example_input(), path, **kwargs)
+        return export_model(_mergeable_copy(self), path, format, **options)
 
     def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_options: Any):
         """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are

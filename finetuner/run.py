@@ -40,9 +40,10 @@ class Run:
         """Save the model (config JSON + safetensors + preprocessing); reload with `finetuner.load`."""
         return self.model.save(folder)
 
-    def export_onnx(self, path: str | Path, **kwargs: Any) -> Path:
-        """Export the model to ONNX (checked against PyTorch)."""
-        return self.model.export_onnx(path, **kwargs)
+    def export(self, path: str | Path, format: str = "onnx", **options: Any) -> Path:
+        """Export the model (``"onnx"``, ``"onnx-int8"``, ``"sentence-transformers"``, ``"timm"``); see
+        `EmbeddingModel.export`."""
+        return self.model.export(path, format, **options)
 
     def report(self, folder: str | Path) -> Path:
         """Write an HTML report (config, metrics before → after, loss curve, example results) to ``folder``."""

@@ -1,5 +1,28 @@
-"""Exporters: turn an `EmbeddingModel` into files other tools load (ONNX)."""
+"""Exporters: turn an `EmbeddingModel` into files other tools load (ONNX, sentence-transformers, timm), the model
+card, and `OnnxEncoder` to run an exported ONNX file without PyTorch.
 
-from finetuner.export.onnx import OnnxCheckError, OnnxEncoder, export_onnx
+Only `OnnxEncoder` and the registry load eagerly (numpy and onnxruntime, no torch), so
+``from finetuner.export import OnnxEncoder`` works where PyTorch is not installed.
+"""
 
-__all__ = ["OnnxCheckError", "OnnxEncoder", "export_onnx"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from finetuner.export.model_card import ModelCardData
+from finetuner.export.onnx_encoder import OnnxEncoder
+from finetuner.export.registry import FORMATS, export_model
+
+_LAZY = {"export_onnx": "finetuner.export.onnx", "OnnxCheckError": "finetuner.export.onnx"}
+
+__all__ = ["FORMATS", "ModelCardData", "OnnxCheckError", "OnnxEncoder", "export_model", "export_onnx"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetuner.export.onnx import OnnxCheckError, export_onnx
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'finetuner.export' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -1,4 +1,4 @@
-"""ONNX export of an embedding module, checked against onnxruntime, and `OnnxEncoder` to run the exported file.
+"""ONNX export of an embedding module, checked against onnxruntime (`OnnxEncoder` runs the exported file).
 
 The export uses PyTorch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``). In torch 2.14 both
 exporters give correct graphs for the module kinds finetuner produces (chopped torchvision/timm CNNs with a projection
@@ -30,17 +30,6 @@ from torch import Tensor, nn
 INPUT_NAME = "input"
 OUTPUT_NAME = "embeddings"
 
-# onnxruntime's input type strings -> the numpy dtype to feed
-_NUMPY_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-}
-
-
 class OnnxCheckError(RuntimeError):
     """The exported ONNX graph does not reproduce the PyTorch module's outputs."""
 
@@ -54,6 +43,7 @@ def export_onnx(
     dynamic_batch: bool = True,
     check: bool = True,
     atol: float = 1e-4,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Export an embedding module to an ONNX file, in eval mode, on CPU and in float32.
 
@@ -79,6 +69,8 @@ def export_onnx(
         check: run the file with onnxruntime (CPU) on the example input, and on a variant with another batch size and
             sequence length where those axes are dynamic, and compare with PyTorch.
         atol: the largest absolute difference the check accepts.
+        metadata: strings stored in the file's ``metadata_props`` (onnxruntime reads them back with
+            ``session.get_modelmeta().custom_metadata_map``).
 
     Returns:
         ``path`` as a `Path`.
@@ -92,6 +84,7 @@ def export_onnx(
         >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
         >>> export_onnx(model, torch.randn(2, 3, 32, 32), "model.onnx")
         PosixPath('model.onnx')
+        >>> from finetuner.export import OnnxEncoder
         >>> OnnxEncoder("model.onnx")(torch.randn(5, 3, 32, 32)).shape
         (5, 8)
     """
@@ -99,7 +92,7 @@ def export_onnx(
     is_dict = isinstance(example_input, Mapping)
     names = list(example_input) if is_dict else [INPUT_NAME]
     args = tuple(_to_cpu_float32(t) for t in (example_input.values() if is_dict else [example_input]))
-    with _export_ready(module) as model:
+    with export_ready(module) as model:
         # eval(): a new module is in train mode, and the exporter sets that mode back, recursively, when it is done
         graph_module = _PositionalInputs(model, names, _keywords(model, names)).eval() if is_dict else model
         expected = _run_torch(graph_module, args)  # a module that returns no tensor fails here, before exporting
@@ -111,67 +104,14 @@ def export_onnx(
                 graph_module, args, tmp_file, names, opset, _dynamic_axes(names, args, is_dict, dynamic_batch)
             )
             _gather_external_data(tmp_dir, path.name)
+            if metadata:
+                _set_metadata(tmp_file, metadata)
             if check:
                 _check(graph_module, tmp_file, names, _check_inputs(args, is_dict, dynamic_batch), expected, atol, path)
             _move_into_place(tmp_dir, path)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
-
-
-class OnnxEncoder:
-    """Encode with an exported ONNX file through onnxruntime, without the PyTorch model code.
-
-    Uses the CUDA execution provider when onnxruntime has it (the ``onnxruntime-gpu`` package), else the CPU one.
-    Outputs are the raw embeddings (not L2-normalised).
-
-    Args:
-        path: the ``.onnx`` file written by `export_onnx` (with its ``.data`` file next to it, if any).
-        providers: onnxruntime execution providers, in order of preference; ``None`` picks as above.
-
-    Example:
-        >>> encoder = OnnxEncoder("model.onnx")
-        >>> encoder(torch.randn(4, 3, 224, 224)).shape  # image model
-        (4, 128)
-        >>> encoder({"input_ids": ids, "attention_mask": mask}).shape  # text model, e.g. from a tokenizer
-        (4, 384)
-    """
-
-    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None) -> None:
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"No ONNX file at {self.path}; write one with export_onnx(module, inputs, path).")
-        if providers is None:
-            providers = ["CPUExecutionProvider"]
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(self.path), providers=list(providers))
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self._dtypes = {i.name: _NUMPY_DTYPES.get(i.type) for i in self.session.get_inputs()}
-
-    @property
-    def providers(self) -> list[str]:
-        """The execution providers the session runs on."""
-        return self.session.get_providers()
-
-    def __call__(self, inputs: Tensor | np.ndarray | Mapping[str, Tensor | np.ndarray]) -> np.ndarray:
-        """Embed one batch: an array/tensor for single-input models, or a dict with (at least) the graph's inputs.
-
-        Keys the graph does not take (e.g. ``token_type_ids`` for a model that ignores them) are left out.
-        """
-        if isinstance(inputs, Mapping):
-            missing = [name for name in self.input_names if name not in inputs]
-            if missing:
-                raise ValueError(f"Missing inputs {missing}; this model takes {self.input_names}.")
-            values = {name: inputs[name] for name in self.input_names}
-        elif len(self.input_names) == 1:
-            values = {self.input_names[0]: inputs}
-        else:
-            raise ValueError(f"This model takes several inputs {self.input_names}; pass a dict of them.")
-        feed = {name: _to_numpy(value, self._dtypes[name]) for name, value in values.items()}
-        return self.session.run(None, feed)[0]
 
 
 def _trace_export(
@@ -220,7 +160,7 @@ class _PositionalInputs(nn.Module):
 
 
 @contextmanager
-def _export_ready(module: nn.Module) -> Iterator[nn.Module]:
+def export_ready(module: nn.Module) -> Iterator[nn.Module]:
     """Yield ``module`` in eval mode on CPU in float32 and restore its train/eval flags afterwards.
 
     A module that has tensors on another device or in another floating dtype is copied rather than changed.
@@ -248,11 +188,6 @@ def _keywords(module: nn.Module, names: Sequence[str]) -> tuple[str, ...] | None
 def _to_cpu_float32(tensor: Tensor) -> Tensor:
     tensor = tensor.detach().cpu()
     return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def _to_numpy(value: Tensor | np.ndarray, dtype: type | None) -> np.ndarray:
-    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
-    return array if dtype is None else array.astype(dtype, copy=False)
 
 
 def _run_torch(module: nn.Module, args: tuple[Tensor, ...]) -> np.ndarray:
@@ -337,6 +272,15 @@ def _max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:
         return float("inf")
     diff = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.abs(got - expected))
     return float(diff.max(initial=0.0))  # max propagates a one-sided NaN
+
+
+def _set_metadata(file: Path, metadata: Mapping[str, str]) -> None:
+    """Store ``metadata`` in the graph's ``metadata_props`` (external weight files are left as they are)."""
+    import onnx
+
+    model = onnx.load(str(file), load_external_data=False)
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
+    onnx.save_model(model, str(file))
 
 
 def _gather_external_data(folder: Path, name: str) -> None:

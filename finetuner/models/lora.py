@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -32,13 +33,12 @@ def default_target_modules(model: nn.Module) -> list[str]:
     )
 
 
-def apply_lora(
-    model: nn.Module,
-    rank: int = 8,
-    alpha: float = 16,
-    dropout: float = 0.0,
-    target_modules: Sequence[str] | None = None,
-) -> nn.Module:
+# peft's LoraConfig field names -> ours; both are accepted
+PEFT_NAMES = {"r": "rank", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_modules": "target_modules"}
+DEFAULTS = {"rank": 8, "alpha": 16, "dropout": 0.0, "target_modules": None}
+
+
+def apply_lora(model: nn.Module, options: bool | Mapping[str, Any] | Any = None, /, **keywords: Any) -> nn.Module:
     """Add LoRA adapters to ``model`` in place and make them its only trainable parameters.
 
     Each targeted Linear ``W`` becomes ``W x + (alpha / rank) B A x`` with ``A`` ``(rank, in)`` and ``B``
@@ -46,12 +46,16 @@ def apply_lora(
     ``model`` is frozen: apply it to the backbone only when a head must train too. Call `merge_lora` before
     saving.
 
+    Options (as keywords, or one dict / ``peft.LoraConfig`` as ``options``; see `lora_config`):
+        rank / r: rank of the update (8).
+        alpha / lora_alpha: scale numerator of the update (16).
+        dropout / lora_dropout: dropout on the adapter's input during training (0).
+        target_modules: names (or name suffixes) of the Linear layers to adapt; default: `default_target_modules`.
+
     Args:
         model: any module (a Hugging Face encoder, a timm ViT, a `TailoredModel`'s backbone, ...).
-        rank: rank of the update.
-        alpha: scale numerator of the update.
-        dropout: dropout on the adapter's input during training.
-        target_modules: names (or name suffixes) of the Linear layers to adapt; default: `default_target_modules`.
+        options: ``True``/``None`` for the defaults, a dict of options, or a ``peft.LoraConfig`` used as is.
+        **keywords: the options as keywords (not together with ``options``).
 
     Returns:
         ``model`` itself.
@@ -60,14 +64,59 @@ def apply_lora(
         >>> encoder = apply_lora(build_backbone("all-MiniLM-L6-v2").module, rank=8)
         >>> sum(p.numel() for p in encoder.parameters() if p.requires_grad)  # 6 layers x 2 x (8*384 + 384*8)
         73728
+        >>> apply_lora(other_encoder, {"r": 8, "lora_alpha": 16})  # doctest: +SKIP
+        >>> apply_lora(third_encoder, peft.LoraConfig(r=4, target_modules=["query"]))  # doctest: +SKIP
     """
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import inject_adapter_in_model
 
-    if rank < 1:
-        raise ValueError(f"rank must be a positive integer, got {rank}")
-    targets = list(target_modules) if target_modules is not None else default_target_modules(model)
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
-    return inject_adapter_in_model(config, model)
+    if options not in (None, True) and keywords:
+        raise ValueError(f"Pass LoRA options either as one dict / LoraConfig or as keywords, not both: {keywords}")
+    return inject_adapter_in_model(lora_config(model, keywords if options in (None, True) else options), model)
+
+
+def lora_config(model: nn.Module, options: bool | Mapping[str, Any] | Any = None) -> Any:
+    """The ``peft.LoraConfig`` for ``model`` from ``fit``'s ``lora=``: ``True``/``None`` (defaults), a dict with
+    our names (``rank``, ``alpha``, ``dropout``, ``target_modules``) or peft's (``r``, ``lora_alpha``,
+    ``lora_dropout``), or a ``LoraConfig`` (a copy; missing ``target_modules`` filled by `default_target_modules`).
+
+    Raises:
+        ValueError: unknown options, one option under both names, a rank below 1, or another type.
+
+    Example:
+        >>> lora_config(bert, {"r": 4, "lora_alpha": 8}).lora_alpha  # doctest: +SKIP
+        8
+    """
+    import copy
+
+    from peft import LoraConfig
+
+    if isinstance(options, LoraConfig):
+        config = copy.deepcopy(options)
+        config.target_modules = config.target_modules or default_target_modules(model)
+        return config
+    if options is None or options is True:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"lora must be True, a dict of options or a peft.LoraConfig, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(PEFT_NAMES) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown LoRA options {unknown}: use {sorted(DEFAULTS)} or peft's {sorted(PEFT_NAMES)}.")
+    settings = dict(DEFAULTS)
+    for key, value in options.items():
+        name = PEFT_NAMES.get(key, key)
+        if name != key and name in options:
+            raise ValueError(f"LoRA option {name!r} is given twice (as {name!r} and as peft's {key!r}): keep one.")
+        settings[name] = value
+    if not isinstance(settings["rank"], int) or settings["rank"] < 1:
+        raise ValueError(f"rank must be a positive integer, got {settings['rank']!r}")
+    targets = settings["target_modules"]
+    return LoraConfig(
+        r=settings["rank"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+        target_modules=list(targets) if targets is not None else default_target_modules(model),
+        bias="none",
+    )
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

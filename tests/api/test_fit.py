@@ -106,7 +106,7 @@ def test_save_load_encode_round_trip(small_data, tmp_path):
         cache_dir=tmp_path,
     )
     folder = run.save(tmp_path / "model")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = finetuner.load(folder)
     items = small_data.items[:10]
     np.testing.assert_allclose(loaded.encode(items), run.encode(items), atol=1e-5)

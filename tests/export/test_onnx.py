@@ -9,7 +9,8 @@ import torchvision
 import transformers
 from torch import nn
 
-from finetuner.export.onnx import OnnxCheckError, OnnxEncoder, _gather_external_data, export_onnx
+from finetuner.export import OnnxEncoder
+from finetuner.export.onnx import OnnxCheckError, _gather_external_data, export_onnx
 
 
 @pytest.fixture(autouse=True, scope="module")

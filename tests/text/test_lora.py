@@ -1,5 +1,7 @@
 """LoRA on a tiny BERT: trainable counts, training moves only the adapters, merging reproduces the outputs."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -82,3 +84,45 @@ def test_lora_on_a_tailored_backbone_keeps_the_head_trainable(backbone):
     _train(model, backbone.preprocessing, steps=1)
     merge_lora(model.backbone)
     assert not has_lora(model)
+
+
+def test_peft_names_and_lora_config_give_the_same_adapters(backbone):
+    from peft import LoraConfig
+
+    from finetuner.models.lora import lora_config
+
+    ours = lora_config(backbone.module, {"rank": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["query"]})
+    peft_options = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["query"]}
+    peft_names = lora_config(backbone.module, peft_options)
+    given = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["query"])
+    for config in (peft_names, lora_config(backbone.module, given)):
+        assert (config.r, config.lora_alpha, config.lora_dropout, set(config.target_modules)) == (4, 8, 0.1, {"query"})
+    assert (ours.r, ours.lora_alpha, ours.lora_dropout, set(ours.target_modules)) == (4, 8, 0.1, {"query"})
+    assert set(lora_config(backbone.module, LoraConfig(r=2)).target_modules) == {"query", "value"}  # defaults filled
+    for options in ({"r": 8}, LoraConfig(r=8), True):
+        encoder = apply_lora(copy.deepcopy(backbone.module), options)
+        assert _trainable(encoder) == QUERY_VALUE
+
+
+def test_lora_through_build_model_accepts_a_lora_config(hf_folder):
+    from peft import LoraConfig
+
+    import finetuner
+
+    model = finetuner.build_model(str(hf_folder), lora=LoraConfig(r=8, lora_alpha=16))
+    assert _trainable(model.backbone) == QUERY_VALUE and has_lora(model)
+
+
+def test_lora_option_errors(backbone):
+    from finetuner.models.lora import lora_config
+
+    with pytest.raises(ValueError, match=r"Unknown LoRA options \['rnak'\]"):
+        lora_config(backbone.module, {"rnak": 4})
+    with pytest.raises(ValueError, match="'rank' is given twice .* peft's 'r'"):
+        lora_config(backbone.module, {"rank": 4, "r": 8})
+    with pytest.raises(ValueError, match="rank must be a positive integer"):
+        lora_config(backbone.module, {"r": 0})
+    with pytest.raises(ValueError, match="not both"):
+        apply_lora(backbone.module, {"r": 4}, alpha=2)
+    with pytest.raises(ValueError, match="peft.LoraConfig, got str"):
+        lora_config(backbone.module, "rank=4")

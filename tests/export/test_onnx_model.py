@@ -1,0 +1,125 @@
+"""The onnx and onnx-int8 formats: self-contained files whose OnnxEncoder.encode reproduces model.encode, also
+in a process where PyTorch cannot be imported."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import finetuner
+from finetuner.export import OnnxEncoder
+from finetuner.export.onnx_preprocessing import ImageArrays
+from tests.export.conftest import TEXTS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _encode_without_torch(path: Path, items: list) -> np.ndarray:
+    """OnnxEncoder(path).encode(items) in a fresh interpreter where `import torch` fails."""
+    script = (
+        "import sys, json; sys.modules['torch'] = None\n"
+        "from finetuner.export import OnnxEncoder\n"
+        f"vectors = OnnxEncoder({str(path)!r}).encode(json.loads(sys.argv[1]))\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(json.dumps(vectors.tolist()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(items)], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return np.asarray(json.loads(out.stdout.strip().splitlines()[-1]), dtype=np.float32)
+
+
+def test_numpy_image_preprocessing_matches_the_torch_one(image_model, image_items):
+    from finetuner.data.preprocessing import ImagePreprocessing
+
+    for config in (
+        image_model.preprocessing.to_config(),
+        {"input_size": [3, 24, 40], "mean": [0.5] * 3, "std": [0.2] * 3, "interpolation": "bilinear", "crop_pct": 0.9},
+        {"input_size": [1, 17, 17], "mean": [0.1], "std": [0.3], "interpolation": "bicubic", "crop_pct": 0.875},
+    ):
+        torch_prep = ImagePreprocessing.from_config({**config, "augment": None})
+        expected = np.stack([torch_prep.load(item, train=False).numpy() for item in image_items])
+        np.testing.assert_allclose(ImageArrays(config)(image_items), expected, atol=1e-6)
+
+
+def test_image_model_round_trip_without_torch(image_model, image_items, tmp_path):
+    path = image_model.export(tmp_path / "model.onnx")
+    expected = image_model.encode(image_items, num_workers=0)
+    encoder = OnnxEncoder(path)
+    assert encoder.normalized and encoder.preprocessing["kind"] == "image"
+    np.testing.assert_allclose(encoder.encode(image_items, batch_size=2), expected, atol=1e-4)
+    paths = [str(item) for item in image_items[:2]]
+    np.testing.assert_allclose(_encode_without_torch(path, paths), expected[:2], atol=1e-4)
+    sidecar = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert sidecar["preprocessing"] == encoder.preprocessing and sidecar["normalized"] is True
+
+
+def test_text_model_round_trip_without_torch(text_model, tmp_path):
+    path = text_model.export(tmp_path / "text.onnx")
+    expected = text_model.encode(TEXTS, num_workers=0)
+    assert not list(tmp_path.glob("tokenizer*")), "the tokenizer travels inside the .onnx file"
+    np.testing.assert_allclose(OnnxEncoder(path).encode(TEXTS, batch_size=3), expected, atol=1e-4)
+    np.testing.assert_allclose(_encode_without_torch(path, TEXTS), expected, atol=1e-4)
+
+
+def test_text_truncation_travels_with_the_file(hf_folder, tmp_path):
+    model = finetuner.build_model(str(hf_folder), max_length=5)
+    long_texts = ["the cat sat on the mat and the dog sat on the cat", "hello"]
+    path = model.export(tmp_path / "short.onnx")
+    np.testing.assert_allclose(OnnxEncoder(path).encode(long_texts), model.encode(long_texts, num_workers=0), atol=1e-4)
+
+
+def test_normalize_false_keeps_raw_outputs(image_model, image_items, tmp_path):
+    path = image_model.export(tmp_path / "raw.onnx", normalize=False)
+    raw = OnnxEncoder(path).encode(image_items)
+    np.testing.assert_allclose(raw, image_model.encode(image_items, normalize=False, num_workers=0), atol=1e-4)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+
+
+def test_classifier_exports_the_vectors_encode_gives(tmp_path, image_items):
+    model = finetuner.build_model("test_cnn", pretrained=False, task="classification", classes=["a", "b", "c"])
+    path = model.export(tmp_path / "clf.onnx")
+    expected = model.encode(image_items, num_workers=0)
+    np.testing.assert_allclose(OnnxEncoder(path).encode(image_items), expected, atol=1e-4)
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert metadata["finetuner.task"] == "classification"
+
+
+def test_int8_file_is_quantised_and_close(image_model, image_items, tmp_path):
+    fp32 = image_model.export(tmp_path / "fp32.onnx")
+    int8 = image_model.export(tmp_path / "int8.onnx", format="onnx-int8")
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert ops & {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}, ops
+    encoder = OnnxEncoder(int8)
+    assert encoder.metadata["finetuner.quantization"].startswith("dynamic int8")
+    vectors, reference = encoder.encode(image_items), OnnxEncoder(fp32).encode(image_items)
+    assert np.sum(vectors * reference, axis=1).min() > 0.9
+    assert (tmp_path / "int8.onnx.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fp32.onnx", "fp32.onnx.json", "int8.onnx", "int8.onnx.json"
+    ]
+
+
+@pytest.mark.parametrize("real_items", [False, True])
+def test_int8_refuses_a_file_too_far_from_float32(image_model, image_items, tmp_path, real_items):
+    items = image_items if real_items else None
+    with pytest.raises(ValueError, match="min_similarity=1.01.*nothing was written"):
+        image_model.export(tmp_path / "int8.onnx", format="onnx-int8", min_similarity=1.01, check_items=items)
+    assert not list(tmp_path.iterdir())
+
+
+def test_clear_errors(image_model, tmp_path):
+    with pytest.raises(ValueError, match="Unknown export format 'keras'.*'onnx'"):
+        image_model.export(tmp_path / "m", format="keras")
+    bare = finetuner.EmbeddingModel(image_model.backbone, image_model.pool, None, spec=image_model.spec)
+    with pytest.raises(ValueError, match="image or text model"):
+        bare.export(tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="carries no preprocessing"):
+        import torch
+
+        from finetuner.export import export_onnx
+
+        OnnxEncoder(export_onnx(torch.nn.Linear(4, 2), torch.randn(2, 4), tmp_path / "plain.onnx")).encode([1])
