@@ -121,7 +121,7 @@ def display(
         display_model(model, input_size=size)
 
 
-DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "eval_data": "fashion-mnist:test"}
+DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "test_data": "fashion-mnist:test"}
 DEMO_OPTIONS = {"freeze": True, "output_dim": 128}
 CLI_OUTPUT_DIR = "finetuner-output"
 _NOT_ON_THE_CLI = ("example_input", "verbose")  # Python objects, not text; the CLI sets up its own logging
@@ -131,6 +131,7 @@ def fit(
     model: str | None,
     train_data: str | None,
     eval_data: str | None,
+    test_data: str | None,
     config: Path | None,
     print_config: bool,
     resume: bool,
@@ -145,7 +146,7 @@ def fit(
 
     given = {name: _parse_option(name, value) for name, value in options.items() if value is not None}
     if model is None and train_data is None:
-        model, train_data, eval_data = DEMO["model"], DEMO["train_data"], eval_data or DEMO["eval_data"]
+        model, train_data, test_data = DEMO["model"], DEMO["train_data"], test_data or DEMO["test_data"]
         given = DEMO_OPTIONS | given
     if model is None or train_data is None:
         raise typer.BadParameter("give both MODEL and TRAIN_DATA, or neither for the demo")
@@ -163,7 +164,7 @@ def fit(
         fit_config.output.resume_from = str(checkpoints)
     from finetuner.api import fit as fit_model
 
-    run = fit_model(model, train_data, eval_data, config=fit_config)
+    run = fit_model(model, train_data, eval_data, test_data=test_data, config=fit_config)
     out = Path(fit_config.output.output_dir)
     _print_metrics(run.metrics)
     typer.echo(f"model saved to {out / 'model'}  (load it with finetuner.load('{out / 'model'}'))")
@@ -177,7 +178,8 @@ def _fit_signature() -> inspect.Signature:
     own = [
         _argument("model", "model name, timm name or folder (omit with TRAIN_DATA for the demo)"),
         _argument("train_data", "image folder, CSV, 'fashion-mnist' or 'fortunes'"),
-        _option("eval_data", str | None, "evaluation data (the demo: its test split)"),
+        _option("eval_data", str | None, "validation data: scores epochs, picks the model (default: held out)"),
+        _option("test_data", str | None, "test data: scored before and after, never picks anything (demo: test split)"),
         _option("config", Path | None, "a JSON/YAML file of settings (see --print-config)"),
         _option("print_config", bool, "print the settings as JSON and exit", default=False),
         _option("resume", bool, "continue from OUTPUT_DIR/checkpoints", default=False),
@@ -261,14 +263,22 @@ fit.__signature__ = _fit_signature()
 command("fit")(fit)
 
 
-def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
-    if "after" not in metrics:
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    """Before -> after on the test data (never used for a choice), else on the validation data, with its parts."""
+    scored = metrics.get("test") or metrics
+    if "after" not in scored:
         return
-    keys = [k for k in ("recall@1", "recall@5", "map@r", "ndcg@10", "mrr", "accuracy") if k in metrics["after"]]
-    typer.echo(f"{'metric':<10} {'before':>8} {'after':>8}")
+    typer.echo("test data (never used for any choice):" if "test" in metrics else "validation data:")
+    names = ("recall@1", "recall@5", "map@r", "ndcg@10", "mrr", "accuracy")
+    keys = [p + k for p in ("", "seen/", "new/") for k in names if p + k in scored["after"]]
+    typer.echo(f"{'metric':<15} {'before':>8} {'after':>8}")
     for key in keys:
-        before = metrics.get("before", {}).get(key, float("nan"))
-        typer.echo(f"{key:<10} {before:>8.4f} {metrics['after'][key]:>8.4f}")
+        before = scored.get("before", {}).get(key, float("nan"))
+        typer.echo(f"{key:<15} {before:>8.4f} {scored['after'][key]:>8.4f}")
+    selection = metrics.get("selection")
+    if selection:
+        kept = f"epoch {selection['epoch']}" if selection["epoch"] is not None else f"mix alpha={selection['alpha']}"
+        typer.echo(f"kept {kept}: {selection.get('reason', '')}")
 
 
 @command("eval")
