@@ -15,7 +15,7 @@ from finetuner.data import LabeledData, PairData
 from finetuner.model import EmbeddingModel
 from finetuner.training import distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
-from finetuner.training.cache import FeatureCache, fingerprint_module
+from finetuner.training.cache import FeatureCache, fingerprint_features
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import needs_two_classes
 
@@ -88,7 +88,7 @@ def cache_features(
         "num_workers": config.num_workers,
         "autocast_dtype": autocast_dtype(config.precision, device),
     }
-    fingerprint = fingerprint_module(nn.ModuleDict({"backbone": model.backbone, "pool": model.pool}))  # once
+    fingerprint = fingerprint_features(model.backbone, model.pool)  # once
 
     def run(items: list, name: str, count: int) -> list[torch.Tensor]:
         return cache.features(

@@ -130,6 +130,44 @@ class LabeledData:
         _check_parts(len(rest), len(part), len(labels), fraction)
         return self.subset(rest.tolist()), self.subset(part.tolist())
 
+    def holdout(
+        self, items_fraction: float = 0.2, classes_fraction: float = 0.0, seed: int = 0
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Validation splits as indices: whole held-out classes, then a stratified share of the other classes' items.
+
+        Args:
+            items_fraction: share of the remaining classes' items held out (stratified, as `split`).
+            classes_fraction: share of the classes held out whole (at least 2, so that retrieval among them means
+                something, and at least 2 classes stay for training); 0 holds out no class.
+            seed: the same seed gives the same splits.
+
+        Returns:
+            Sorted index lists ``(train, held-out items of the training classes, held-out classes)``, the last
+            empty when ``classes_fraction`` is 0; ``data.subset(indices)`` gives each part.
+
+        Example:
+            >>> data = LabeledData(list(range(40)), [i % 4 for i in range(40)], ["a", "b", "c", "d"])
+            >>> train, items, classes = data.holdout(0.2, 0.5, seed=0)
+            >>> len(train), len(items), len(classes)
+            (16, 4, 20)
+        """
+        present = sorted(set(self.labels))
+        held: set[int] = set()
+        if classes_fraction:
+            _check_fraction(classes_fraction)
+            count = max(2, round(classes_fraction * len(present)))
+            if len(present) - count < 2:
+                raise ValueError(
+                    f"cannot hold out {count} of {len(present)} classes and keep 2 to train on: "
+                    "use more classes or classes_fraction=0"
+                )
+            held = set(np.random.default_rng(seed).choice(present, size=count, replace=False).tolist())
+        kept = [i for i, label in enumerate(self.labels) if label not in held]
+        # split a copy whose items are the indices, so the parts come back as indices
+        train, items = LabeledData(kept, [self.labels[i] for i in kept], self.classes).split(items_fraction, seed)
+        unseen = [i for i, label in enumerate(self.labels) if label in held]
+        return list(train.items), list(items.items), unseen
+
 
 @dataclass(repr=False)
 class PairData:

@@ -10,6 +10,7 @@ Example:
 from finetuner.tailor.freezing import count_parameters, freeze, is_frozen, trainable_parameters, unfreeze
 from finetuner.tailor.heads import ClassificationHead, LinearHead, ProjectionHead, build_head, make_head
 from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dense_layers, display, summary
+from finetuner.tailor.multilayer import LayerFeatures, layer_features
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import EarlyExit, Removed, chop
 from finetuner.tailor.tailored import TailoredModel, attach, to_embedding_model
@@ -18,6 +19,7 @@ __all__ = [
     "ClassificationHead",
     "EarlyExit",
     "FeaturePool",
+    "LayerFeatures",
     "LayerInfo",
     "LinearHead",
     "ProjectionHead",
@@ -33,6 +35,7 @@ __all__ = [
     "freeze",
     "make_head",
     "is_frozen",
+    "layer_features",
     "summary",
     "to_embedding_model",
     "trainable_parameters",
