@@ -87,17 +87,25 @@ def prepare(
     )
     labels = np.asarray(train.labels)
     if evaluation is not None:
+        train_rows, train_labels = features["train"], labels
         validation = {"eval": (features["eval"], np.asarray(evaluation.labels))}
-        return Prepared(candidates, features["train"], labels, len(train.classes), validation)
-    present = len(set(train.labels))
-    fit_part, items, unseen = train.holdout(items_fraction, classes_fraction if present >= 4 else 0.0, recipe.seed)
-    parts = {"items": items} | ({"classes": unseen} if unseen else {})
-    validation = {
-        name: ({layer: rows[index] for layer, rows in features["train"].items()}, labels[index])
-        for name, index in parts.items()
-    }
-    train_rows = {layer: rows[fit_part] for layer, rows in features["train"].items()}
-    return Prepared(candidates, train_rows, labels[fit_part], len(train.classes), validation)
+    else:
+        present = len(set(train.labels))
+        fit_part, items, unseen = train.holdout(items_fraction, classes_fraction if present >= 4 else 0.0, recipe.seed)
+        parts = {"items": items} | ({"classes": unseen} if unseen else {})
+        validation = {
+            name: ({layer: rows[index] for layer, rows in features["train"].items()}, labels[index])
+            for name, index in parts.items()
+        }
+        train_rows = {layer: rows[fit_part] for layer, rows in features["train"].items()}
+        train_labels = labels[fit_part]
+    for name, (_, split_labels) in validation.items():
+        if np.bincount(split_labels).max() < 2:
+            raise ValueError(
+                f"The validation split {name!r} ({len(split_labels)} items) holds no class twice, so retrieval cannot "
+                "be scored on it: pass eval_data with more items per class, more data, or a larger items_fraction."
+            )
+    return Prepared(candidates, train_rows, train_labels, len(train.classes), validation)
 
 
 def _labeled(data: LabeledData | PairData, argument: str) -> LabeledData:
