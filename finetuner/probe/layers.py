@@ -55,6 +55,11 @@ def image_layers(module: nn.Module, example_input: Any, count: int = DEFAULT_LAY
         >>> image_layers(torchvision.models.resnet18(), torch.randn(2, 3, 64, 64))  # doctest: +SKIP
         ['layer1', 'layer2', 'layer3', 'avgpool']
     """
+    return _auto_image_taps(module, example_input, count)[1]
+
+
+def _auto_image_taps(module: nn.Module, example_input: Any, count: int) -> tuple[tailor.LayerFeatures, list[str]]:
+    """`image_layers` and a `LayerFeatures` that computes them (and possibly one more layer)."""
     infos = tailor.summary(module, example_input=example_input)
     embedding = tailor.default_embedding_layer(module, example_input=example_input)
     order = {info.name: index for index, info in enumerate(infos)}
@@ -78,19 +83,17 @@ def image_layers(module: nn.Module, example_input: Any, count: int = DEFAULT_LAY
         name
         for name in stages(trunk)
         if order[name] < order[embedding] and name != embedding and not embedding.startswith(name + ".")
-    ]
-    # one spare: the last stage often pools to the embedding itself (a ResNet's layer4 and its avgpool)
-    tried = before[-count:] + [embedding]
-    taps = tailor.layer_features(module, tried, example_input=example_input)
+    ][-count:]  # one spare: the last stage often pools to the embedding itself (a ResNet's layer4 and its avgpool)
+    taps = tailor.layer_features(module, [*before, embedding], example_input=example_input)
     with torch.no_grad():
         outputs = _call(taps.eval(), example_input)
     target = outputs[embedding]
     kept = [
         name
-        for name in before[-count:]
+        for name in before
         if outputs[name].shape != target.shape or not torch.allclose(outputs[name], target, rtol=1e-4, atol=1e-5)
     ]
-    return kept[-(count - 1) :] + [embedding] if count > 1 else [embedding]
+    return taps, (kept[-(count - 1) :] if count > 1 else []) + [embedding]
 
 
 def text_layers(encoder: nn.Module, count: int = DEFAULT_LAYER_COUNT) -> list[str]:
@@ -158,20 +161,17 @@ def layer_candidates(
     if is_text(backbone):
         return _text_candidates(backbone, layers)
     module, example = backbone.module, backbone.example_input
-    names = image_layers(module, example, layers) if isinstance(layers, int) else list(layers)
-    taps = tailor.layer_features(module, names, example_input=example)
-    with torch.no_grad():
-        dims = {name: output.shape[1] for name, output in _call(taps.eval(), example).items()}
-    try:
-        embedding = tailor.default_embedding_layer(module, example_input=example)
-    except ValueError:
-        embedding = None
+    if isinstance(layers, int):
+        taps, names = _auto_image_taps(module, example, layers)
+    else:
+        names = list(layers)
+        taps = tailor.layer_features(module, names, example_input=example)
     candidates = []
-    for name, pool in zip(names, taps.pools, strict=True):
-        chopped = tailor.chop(module, name, example_input=example)
-        fingerprint = fingerprint_features(chopped, tailor.FeaturePool(pool.mode))
-        layer_name = None if name == embedding else name
-        candidates.append(Candidate(name, layer_name, pool.mode, dims[name], fingerprint))
+    for name in names:
+        pool = tailor.FeaturePool(taps.pools[taps.layers.index(name)].mode)
+        fingerprint = fingerprint_features(tailor.chop(module, name, example_input=example), pool)
+        layer_name = None if name == taps.embedding_layer else name
+        candidates.append(Candidate(name, layer_name, pool.mode, taps.dims[name], fingerprint))
     return taps, candidates
 
 

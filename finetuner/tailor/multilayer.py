@@ -26,12 +26,16 @@ class LayerFeatures(nn.Module):
     Attributes:
         layers: the layer names, in the order given.
         pools: one `FeaturePool` per layer, in the same order.
+        dims: layer name -> size of its pooled features.
+        embedding_layer: the model's `default_embedding_layer` (None when it has none).
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], pools: Sequence[FeaturePool], stop: str, calls: int):
         super().__init__()
         self.layers = list(layers)
         self.pools = nn.ModuleList(pools)
+        self.dims: dict[str, int] = {}
+        self.embedding_layer: str | None = None
         self._outputs: dict[str, torch.Tensor] = {}
         for name, pool in zip(self.layers, self.pools, strict=True):
             # registered before EarlyExit's own hook, so the last layer is pooled before the pass stops
@@ -113,7 +117,9 @@ def layer_features(
     module.train(model.training)
     try:
         with inference(module):
-            call(module, inputs)
+            outputs = call(module, inputs)
     except (TypeError, ValueError) as error:
         raise ValueError(f"Cannot pool the output of one of {list(layers)}: {error}") from error
+    module.dims = {name: int(output.shape[1]) for name, output in outputs.items()}
+    module.embedding_layer = embedding
     return module

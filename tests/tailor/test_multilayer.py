@@ -30,7 +30,9 @@ def test_each_layer_equals_the_model_cut_there(zoo, name):
     for layer in CASES[name]:
         expected = features(tailor.to_embedding_model(model, layer_name=layer, **kwargs), x)
         torch.testing.assert_close(outputs[layer], expected, rtol=1e-5, atol=1e-5)
+        assert taps.dims[layer] == expected.shape[1]
     default = tailor.to_embedding_model(model, **kwargs)
+    assert taps.embedding_layer == default.embedding_layer
     if default.embedding_layer in CASES[name]:  # the default layer keeps its own pooling (a ViT's class token)
         torch.testing.assert_close(outputs[default.embedding_layer], features(default, x))
 
