@@ -11,7 +11,8 @@ same images with the same preprocessing, a DataLoader loop in inference mode. Ru
 are not stable. Both sides read items with ``num_workers=0``.
 
 Run: ``python benchmarks/bench_probe.py`` (EfficientNet-Lite0, packaged ImageNet weights, 400 images;
-a few minutes on 2 CPU cores), ``--items 100 --repeats 1`` for a smoke run.
+a few minutes on 2 CPU cores), ``--items 100 --repeats 1`` for a smoke run. On a machine shared with other
+jobs, ``--threads 1`` keeps both sides off oversubscribed OpenMP threads (small head-training ops suffer most).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning)  # the sampler's notes on small classes
 

@@ -149,15 +149,19 @@ def layer_candidates(
     Raises:
         ValueError: CLIP backbones, an unknown layer name (text: not a transformer block), no layers.
 
+    The input module is not changed (the feature module works on a copy).
+
     Example:
-        >>> module, candidates = layer_candidates(finetuner.models.build_backbone("test_cnn", pretrained=False))
-        >>> [c.name for c in candidates]
-        ['conv1', 'bn1', 'layer1', 'avgpool']
+        >>> backbone = finetuner.models.build_backbone(torchvision.models.resnet18(), input_size=(3, 64, 64))
+        >>> module, candidates = layer_candidates(backbone)  # doctest: +SKIP
+        >>> [(c.name, c.layer_name) for c in candidates]  # doctest: +SKIP
+        [('layer1', 'layer1'), ('layer2', 'layer2'), ('layer3', 'layer3'), ('avgpool', None)]
     """
     if backbone.spec.get("source") == "clip":
         raise ValueError("probe does not support CLIP dual encoders: probe its image tower as an nn.Module instead.")
-    if not isinstance(layers, int) and (isinstance(layers, str) or not layers):
-        raise ValueError(f"layers must be a number of layers or a list of layer names, got {layers!r}.")
+    valid = layers >= 1 if isinstance(layers, int) else not isinstance(layers, str) and len(layers) > 0
+    if not valid:
+        raise ValueError(f"layers must be a number of layers (1 or more) or a list of layer names, got {layers!r}.")
     if is_text(backbone):
         return _text_candidates(backbone, layers)
     module, example = backbone.module, backbone.example_input
@@ -192,7 +196,8 @@ def _text_candidates(backbone: Backbone, layers: int | Sequence[str]) -> tuple[n
         fingerprint = fingerprint_features(truncated, tailor.FeaturePool())
         layer_name = None if name == every[-1] else name
         candidates.append(Candidate(name, layer_name, encoder.pooling, encoder.output_dim, fingerprint))
-    return TextBlockFeatures(encoder, {name: every.index(name) for name in names}), candidates
+    blocks = {name: every.index(name) for name in names}
+    return TextBlockFeatures(copy.deepcopy(encoder), blocks), candidates  # a copy: the caller's model stays put
 
 
 def cached_features(

@@ -84,5 +84,6 @@ def test_fit_at_a_probed_layer_reuses_the_cache(cnn, small_data, eval_data, cach
 def test_unknown_layers_are_named(cnn):
     with pytest.raises(ValueError, match="stage1"):
         layer_candidates(build_backbone(cnn, input_size=IMAGE), ["stage11"])
-    with pytest.raises(ValueError, match="number of layers or a list"):
-        layer_candidates(build_backbone(cnn, input_size=IMAGE), "stem")
+    for bad in ("stem", 0, []):
+        with pytest.raises(ValueError, match="number of layers"):
+            layer_candidates(build_backbone(cnn, input_size=IMAGE), bad)
