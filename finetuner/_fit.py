@@ -15,7 +15,7 @@ from torch import nn
 
 from finetuner.config import EvalConfig, FitConfig, OutputConfig
 from finetuner.core.device import autocast_dtype, resolve_device
-from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out, load_data
+from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out, hold_out_indices, load_data
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.export import ModelCardData
 from finetuner.model import EmbeddingModel
@@ -23,7 +23,7 @@ from finetuner.run import Run
 from finetuner.tailor import Head
 from finetuner.training import build_loss, build_miner, distributed
 from finetuner.training.batches import LoaderBatches, PairTensorBatches, ShuffledBatchSampler, TensorBatches
-from finetuner.training.cache import FeatureCache, fingerprint_module
+from finetuner.training.cache import FeatureCache, fingerprint_features
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import compose_loss, needs_two_classes
 from finetuner.training.pair_losses import PairLoss, find_pair_loss
@@ -41,6 +41,8 @@ class FitData:
     eval: LabeledData | PairData | None
     held_out_classes: list[str] = dataclasses.field(default_factory=list)
     test: LabeledData | PairData | None = None
+    source: LabeledData | None = None  # the loaded training data when train and eval were taken from it ...
+    rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # ... at these rows ("train", "eval")
 
     def scored_sets(self) -> dict[str, LabeledData | PairData]:
         """The sets scored before and after training: ``validation`` (selection) and ``test`` (never a choice)."""
@@ -74,13 +76,21 @@ def prepare_data(train_data: Any, eval_data: Any, test_data: Any, config: FitCon
         return FitData(train, load_data(eval_data, kind=eval_kind, columns=columns), test=test)
     classes = config.data.val_class_split if config.model.task == "embedding" else 0.0
     try:
-        split = hold_out(train, config.data.val_split, classes, seed=config.training.seed)
+        if isinstance(train, PairData):
+            split = hold_out(train, config.data.val_split, classes, seed=config.training.seed)
+            return FitData(split.train, split.validation, test=test)
+        seed = config.training.seed
+        rows, held_items, held_classes = hold_out_indices(train, config.data.val_split, classes, seed=seed)
     except DataError as error:
         logger.warning("no validation data: %s", error)
         return FitData(train, None, test=test)
-    if split.validation is None:
+    validation = np.sort(np.concatenate([held_items, held_classes]))
+    if not len(validation):
         logger.warning("no validation data (val_split=0, val_class_split=0): the last epoch is returned unchecked")
-    return FitData(split.train, split.validation, split.held_out_classes, test)
+        return FitData(train, None, test=test)
+    held_out = sorted({train.classes[train.labels[i]] for i in held_classes})
+    parts = {"train": rows, "eval": validation}
+    return FitData(train.subset(rows.tolist()), train.subset(validation.tolist()), held_out, test, train, parts)
 
 
 def data_kind(config: FitConfig) -> DataKind:
@@ -297,7 +307,7 @@ def cache_features(
         "num_workers": training.num_workers,
         "autocast_dtype": autocast_dtype(training.precision, device),
     }
-    fingerprint = fingerprint_module(nn.ModuleDict({"backbone": model.backbone, "pool": model.pool}))  # once
+    fingerprint = fingerprint_features(model.backbone, model.pool)  # once
 
     def run(items: list, name: str, count: int) -> list[torch.Tensor]:
         return cache.features(
@@ -305,12 +315,19 @@ def cache_features(
         )
 
     views = config.cache.cache_views
+    # Training and validation items held out of one data set: one pass over it (one cache entry, which `probe`
+    # shares), sliced by rows; augmented training views are their own entry.
+    source = run(data.source.items, "train items", 1)[0] if data.source is not None else None
     train = {
-        column: run(items, f"train {column}", views if column == "items" else 1)
+        column: [source[data.rows["train"]]]
+        if source is not None and views == 1
+        else run(items, f"train {column}", views if column == "items" else 1)
         for column, items in columns(data.train).items()
     }
     scored = {
-        name: {column: run(items, f"{name} {column}", 1)[0] for column, items in columns(part).items()}
+        name: {"items": source[data.rows["eval"]]}
+        if source is not None and name == "validation"
+        else {column: run(items, f"{name} {column}", 1)[0] for column, items in columns(part).items()}
         for name, part in data.scored_sets().items()
     }
     return train, scored

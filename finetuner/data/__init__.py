@@ -23,7 +23,7 @@ from finetuner.data.formats import (
     register_format,
     table_to_data,
 )
-from finetuner.data.holdout import Holdout, hold_out
+from finetuner.data.holdout import Holdout, hold_out, hold_out_indices
 from finetuner.data.loader import Loader
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
@@ -61,6 +61,7 @@ __all__ = [
     "encode_labels",
     "export_fashion_mnist",
     "hold_out",
+    "hold_out_indices",
     "list_formats",
     "load_data",
     "load_fashion_mnist",

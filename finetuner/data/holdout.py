@@ -51,12 +51,34 @@ def hold_out(
             return Holdout(data, None, [])
         train, validation = data.split(items, seed=seed)
         return Holdout(train, validation, [])
+    train, held_items, held_classes = hold_out_indices(data, items, classes, seed=seed)
+    validation = np.sort(np.concatenate([held_items, held_classes]))
+    if not len(validation):
+        return Holdout(data, None, [])
+    return Holdout(
+        data.subset(train.tolist()),
+        data.subset(validation.tolist()),
+        sorted({data.classes[data.labels[i]] for i in held_classes}),
+    )
+
+
+def hold_out_indices(
+    data: LabeledData, items: float = 0.1, classes: float = 0.2, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`hold_out` as sorted index arrays into ``data``: ``(train, held-out items of the training classes, items of
+    the held-out classes)``, for callers that index precomputed features.
+
+    Example:
+        >>> data = LabeledData(list(range(40)), [i // 10 for i in range(40)], list("abcd"))
+        >>> [len(part) for part in hold_out_indices(data, items=0.1, classes=0.25)]
+        [27, 3, 10]
+    """
     labels = np.asarray(data.labels)
     present = np.unique(labels)
     count = 0
     if classes and len(present) >= MIN_CLASSES_FOR_CLASS_HOLDOUT:
         count = min(max(1, int(round(classes * len(present)))), len(present) - 2)
-    held_classes = np.sort(np.random.default_rng(seed).choice(present, size=count, replace=False))
+    held_classes = np.random.default_rng(seed).choice(present, size=count, replace=False)
     in_held_class = np.isin(labels, held_classes)
     rest = np.flatnonzero(~in_held_class)
     held_items = np.empty(0, dtype=np.int64)
@@ -69,15 +91,11 @@ def hold_out(
                 f"({len(rest)} items): pass eval_data=..., or val_split=0 and val_class_split=0 to train on all of it"
             ) from None
         held_items = rest[part]
-    validation = np.sort(np.concatenate([held_items, np.flatnonzero(in_held_class)]))
-    if not len(validation):
-        return Holdout(data, None, [])
-    if np.bincount(labels[validation]).max() < 2:
+    validation = np.concatenate([held_items, np.flatnonzero(in_held_class)]).astype(np.int64)
+    if len(validation) and np.bincount(labels[validation]).max() < 2:
         raise DataError(
             f"too little data to hold out validation items ({len(validation)} held out, no class with two): "
             "pass eval_data=..., a larger val_split, or val_split=0 and val_class_split=0 to train on all of it"
         )
     train = np.setdiff1d(np.arange(len(labels)), validation)
-    return Holdout(
-        data.subset(train.tolist()), data.subset(validation.tolist()), [data.classes[c] for c in held_classes]
-    )
+    return train, np.sort(held_items), np.flatnonzero(in_held_class)

@@ -19,6 +19,7 @@ from finetuner.tailor.heads import (
     list_heads,
 )
 from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dense_layers, display, summary
+from finetuner.tailor.multilayer import LayerFeatures, layer_features
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import EarlyExit, Removed, chop
 from finetuner.tailor.tailored import TailoredModel, attach, to_embedding_model
@@ -28,6 +29,7 @@ __all__ = [
     "EarlyExit",
     "FeaturePool",
     "Head",
+    "LayerFeatures",
     "LayerInfo",
     "LinearHead",
     "ProjectionHead",
@@ -45,6 +47,7 @@ __all__ = [
     "head_from_config",
     "is_frozen",
     "list_heads",
+    "layer_features",
     "summary",
     "to_embedding_model",
     "trainable_parameters",

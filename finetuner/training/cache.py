@@ -9,7 +9,7 @@ import json
 import logging
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,18 @@ def fingerprint_module(module: nn.Module) -> str:
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def fingerprint_features(backbone: nn.Module, pool: nn.Module) -> str:
+    """The fingerprint of what computes cached features: the (chopped) backbone's tensors and the pooling's
+    config, so two poolings of one layer never share a cache entry.
+
+    Example:
+        >>> fingerprint_features(model.backbone, model.pool)  # doctest: +SKIP
+    """
+    config = pool.config() if hasattr(pool, "config") else type(pool).__name__
+    weights = fingerprint_module(nn.ModuleDict({"backbone": backbone, "pool": pool}))
+    return hashlib.sha256(f"{weights}:{json.dumps(config, sort_keys=True, default=str)}".encode()).hexdigest()
 
 
 def fingerprint_items(items: Sequence[Any]) -> str:
@@ -113,16 +125,57 @@ class FeatureCache:
                 f"cache_views must be a whole number of at least 1, got {views!r}: 1 caches the evaluation transform "
                 "(no augmentation), K > 1 caches K augmented views per item."
             )
-        key = self.key(model_fingerprint, items, preprocessing, views)
-        target = self.folder / key
-        if (target / "meta.json").is_file():
-            logger.info("reusing cached features of %s (%d items, %d view(s)) from %s", name, len(items), views, target)
-            return self._read(target, views)
-        with atomic_folder(target, replace=False) as staging:  # another process may finish the same work first
-            for view in range(views):
-                description = f"caching {name} features" + (f" (view {view + 1}/{views})" if views > 1 else "")
-                rows = batched_outputs(
-                    fn,
+        options = {"device": device, "views": views, "batch_size": batch_size, "num_workers": num_workers}
+        return self.named_features(
+            lambda inputs: {name: fn(inputs)},
+            {name: model_fingerprint},
+            items,
+            preprocessing,
+            autocast_dtype=autocast_dtype,
+            description=name,
+            **options,
+        )[name]
+
+    def named_features(
+        self,
+        fn: Callable[[Any], Mapping[str, torch.Tensor]],
+        fingerprints: Mapping[str, str],
+        items: Sequence[Any],
+        preprocessing: Any,
+        *,
+        device: torch.device,
+        views: int = 1,
+        batch_size: int = 64,
+        num_workers: int | str = "auto",
+        autocast_dtype: torch.dtype | None = None,
+        description: str = "data",
+    ) -> dict[str, list[torch.Tensor]]:
+        """`features` for a ``fn`` that returns several outputs ``{name: (B, D)}`` in one pass (e.g. the pooled
+        outputs of several layers): each output is cached under its own key, made from its entry in
+        ``fingerprints``. When any of them is missing, one pass computes all and stores the missing ones.
+
+        Example:
+            >>> taps = finetuner.tailor.layer_features(module, ["layer3", "avgpool"], (3, 224, 224))
+            >>> fingerprints = {"layer3": "...", "avgpool": "..."}  # e.g. fingerprint_features(chopped, pool)
+            >>> cache.named_features(taps, fingerprints, items, prep, device=torch.device("cpu"))  # doctest: +SKIP
+        """
+        targets = {name: self.folder / self.key(fp, items, preprocessing, views) for name, fp in fingerprints.items()}
+        missing = [name for name, target in targets.items() if not (target / "meta.json").is_file()]
+        if not missing:
+            logger.info("reusing cached features of %s (%d items, %d view(s))", description, len(items), views)
+        widths: dict[str, int] = {}
+
+        def joined(inputs: Any) -> torch.Tensor:
+            outputs = fn(inputs)
+            widths.update({name: outputs[name].shape[1] for name in missing})
+            return torch.cat([outputs[name].float() for name in missing], dim=1)
+
+        rows = []
+        for view in range(views if missing else 0):
+            label = f"caching {description} features" + (f" (view {view + 1}/{views})" if views > 1 else "")
+            rows.append(
+                batched_outputs(
+                    joined,
                     items,
                     preprocessing,
                     device=device,
@@ -130,12 +183,21 @@ class FeatureCache:
                     train=views > 1,
                     num_workers=num_workers,
                     autocast_dtype=autocast_dtype,
-                    description=description,
+                    description=label,
                     epoch=view,
                 )
-                np.save(staging / f"view-{view}.npy", rows.astype(STORAGE_DTYPES[self.dtype]))
-            (staging / "meta.json").write_text(json.dumps({"items": len(items), "views": views, "name": name}))
-        return self._read(target, views)
+            )
+        bounds = np.cumsum([widths.get(name, 0) for name in missing])[:-1]
+        parts = [np.split(view_rows, bounds, axis=1) for view_rows in rows]
+        for index, name in enumerate(missing):
+            # another process may finish the same work first
+            with atomic_folder(targets[name], replace=False) as staging:
+                for view, view_parts in enumerate(parts):
+                    np.save(staging / f"view-{view}.npy", view_parts[index].astype(STORAGE_DTYPES[self.dtype]))
+                label = description if name == description else f"{description}: {name}"
+                meta = {"items": len(items), "views": views, "name": label}
+                (staging / "meta.json").write_text(json.dumps(meta))
+        return {name: self._read(target, views) for name, target in targets.items()}
 
     def _read(self, folder: Path, views: int) -> list[torch.Tensor]:
         paths = [folder / f"view-{view}.npy" for view in range(views)]

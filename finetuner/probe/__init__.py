@@ -1,0 +1,35 @@
+"""Auto-tailor: find the best layer, head and training settings for your data in about one forward pass.
+
+`probe` runs the frozen backbone once with hooks on several candidate layers, caches each layer's pooled features,
+trains a few heads on them and returns a `Leaderboard`; `sweep` tunes one head's training settings with Optuna
+on the cached features.
+
+Example:
+    >>> from finetuner.probe import probe, sweep
+    >>> board = probe("efficientnet_lite0", "fashion-mnist")  # doctest: +SKIP
+    >>> print(board)  # doctest: +SKIP
+    >>> result = sweep("efficientnet_lite0", "fashion-mnist", layer=board.best.layer_name)  # doctest: +SKIP
+    >>> finetuner.fit("efficientnet_lite0", "fashion-mnist", **result.fit_options())  # doctest: +SKIP
+"""
+
+from finetuner.probe.layers import Candidate, layer_candidates
+from finetuner.probe.leaderboard import Leaderboard, LeaderboardRow, plot_leaderboard
+from finetuner.probe.probe import DEFAULT_HEADS, probe
+from finetuner.probe.recipe import HeadSpec, Recipe
+from finetuner.probe.sweep import DEFAULT_SPACE, SweepResult, SweepTrial, sweep
+
+__all__ = [
+    "DEFAULT_HEADS",
+    "DEFAULT_SPACE",
+    "Candidate",
+    "HeadSpec",
+    "Leaderboard",
+    "LeaderboardRow",
+    "Recipe",
+    "SweepResult",
+    "SweepTrial",
+    "layer_candidates",
+    "plot_leaderboard",
+    "probe",
+    "sweep",
+]

@@ -1,0 +1,114 @@
+"""`probe`: run a frozen backbone once, then rank (layer, head) pairs trained on the cached features."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from finetuner.models import Backbone
+from finetuner.probe._prepare import prepare
+from finetuner.probe.leaderboard import Leaderboard, LeaderboardRow
+from finetuner.probe.recipe import HeadSpec, Recipe, score, train_head, validation_metrics
+
+logger = logging.getLogger("finetuner")
+
+DEFAULT_HEADS = ("none", "linear:128", "projection:128", "projection:256")
+
+
+def probe(
+    model: str | Path | nn.Module | Backbone,
+    train_data: Any,
+    eval_data: Any = None,
+    *,
+    layers: str | int | Sequence[str] = "auto",
+    heads: Sequence[str] = DEFAULT_HEADS,
+    recipe: Recipe | None = None,
+    primary_metric: str = "map@r",
+    items_fraction: float = 0.2,
+    classes_fraction: float = 0.25,
+    cache_dir: str | Path | None = None,
+    num_workers: int | str = "auto",
+    pretrained: bool = True,
+    input_size: tuple[int, ...] | None = None,
+    example_input: Any = None,
+    model_options: dict[str, Any] | None = None,
+) -> Leaderboard:
+    """Find the best layer and head for your data in about one forward pass of the frozen backbone.
+
+    The backbone runs once over the data with hooks on every candidate layer; each layer's pooled features are
+    cached on disk under the key `fit` uses for a frozen backbone cut at that layer (so a following
+    ``fit(..., **board.best.fit_options())`` on the same data reuses them). Each head then trains on the cached
+    features with the short ``recipe`` and is scored by retrieval on held-out data.
+
+    Args:
+        model: a registered name, a timm name, a Hugging Face text folder, an ``nn.Module`` (with ``input_size``),
+            or a `Backbone`.
+        train_data: labelled data in any form `finetuner.data.load_data` reads.
+        eval_data: labelled validation data. Without it, validation holds out ``items_fraction`` of the training
+            classes' items, and ``classes_fraction`` of the classes (at least 2) when there are 4 classes or more.
+        layers: ``"auto"`` (the default embedding layer and the 3 stages before it; the last 4 blocks of a text
+            encoder), a number of such layers, or layer names (`finetuner.display` lists them).
+        heads: ``"none"`` (the features as they are), ``"linear:<size>"``, ``"projection:<size>"``.
+        recipe: how each head trains (loss, miner, epochs, learning rate, ...; also device and seed).
+        primary_metric: the retrieval metric rows are ranked by, averaged over the validation splits.
+        cache_dir: where the feature cache lives (default: the finetuner cache).
+        pretrained, input_size, example_input, model_options: as in `finetuner.build_model`.
+
+    Returns:
+        A `Leaderboard`: one row per (layer, head), best first; ``print(board)`` shows the table.
+
+    Raises:
+        ValueError: pair data, fewer than 2 classes, an unknown head or layer, a non-metric loss.
+
+    Example:
+        >>> board = probe("efficientnet_lite0", "fashion-mnist", heads=["none", "projection:128"])  # doctest: +SKIP
+        >>> print(board)  # doctest: +SKIP
+        >>> finetuner.fit("efficientnet_lite0", "fashion-mnist", **board.best.fit_options())  # doctest: +SKIP
+    """
+    specs = [HeadSpec.parse(head) for head in heads]
+    if not specs:
+        raise ValueError("heads is empty: give at least one, e.g. heads=['none', 'projection:128'].")
+    recipe = recipe or Recipe()
+    prepared = prepare(
+        model,
+        train_data,
+        eval_data,
+        layers=layers,
+        recipe=recipe,
+        items_fraction=items_fraction,
+        classes_fraction=classes_fraction,
+        cache_dir=cache_dir,
+        num_workers=num_workers,
+        pretrained=pretrained,
+        input_size=input_size,
+        example_input=example_input,
+        model_options=model_options,
+    )
+    rows = []
+    for candidate in prepared.candidates:
+        features = prepared.train[candidate.name]
+        validation = prepared.split_features(candidate.name)
+        for spec in specs:
+            start = time.perf_counter()
+            head = None
+            if spec.kind != "none":
+                head = train_head(features, prepared.train_labels, spec, recipe, num_classes=prepared.num_classes)
+            seconds = time.perf_counter() - start if head is not None else 0.0
+            metrics = validation_metrics(head, validation)
+            row = LeaderboardRow(
+                layer=candidate.name,
+                layer_name=candidate.layer_name,
+                head=spec.kind,
+                output_dim=spec.output_dim or candidate.dim,
+                metrics=metrics,
+                score=score(metrics, primary_metric),
+                train_seconds=seconds,
+            )
+            logger.info("probe %s + %s:%d -> %.4f", row.layer, row.head, row.output_dim, row.score)
+            rows.append(row)
+    return Leaderboard(rows, primary_metric, layers=[c.name for c in prepared.candidates])

@@ -1,0 +1,162 @@
+"""The short training recipe of a probe: a head trained on cached features with `Trainer`, scored on validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from finetuner.core.device import seed_everything
+from finetuner.data import ClassBalancedSampler
+from finetuner.evaluation import retrieval_metrics
+from finetuner.tailor import create_head
+from finetuner.training import Callback, TrainConfig, Trainer, build_loss, build_miner
+from finetuner.training.batches import TensorBatches
+from finetuner.training.losses import needs_two_classes
+
+HEAD_KINDS = ("none", "linear", "projection")
+
+
+@dataclass
+class Recipe:
+    """How each probed head trains: the settings `fit` takes under the same names.
+
+    Attributes:
+        loss: a pytorch-metric-learning loss name (or module).
+        miner: a pytorch-metric-learning miner name, or None.
+        loss_options, miner_options: their keyword arguments.
+        epochs, batch_size, learning_rate, optimizer, num_items_per_class: as in `TrainConfig`.
+        precision, device, seed: as in `TrainConfig`; also used for the backbone's forward pass.
+
+    Example:
+        >>> Recipe(epochs=3, loss="MultiSimilarityLoss").config().epochs
+        3
+    """
+
+    loss: str | nn.Module = "TripletMarginLoss"
+    miner: str | nn.Module | None = None
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    miner_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    num_items_per_class: int = 4
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+
+    def config(self) -> TrainConfig:
+        """The `TrainConfig` of one head's training."""
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            optimizer=self.optimizer,
+            precision=self.precision,
+            device=self.device,
+            seed=self.seed,
+            num_items_per_class=self.num_items_per_class,
+            num_workers=0,
+        )
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some settings changed (unknown names raise ``ValueError``)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"Unknown recipe settings {unknown}; known: {sorted(names)}.")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head to probe: ``kind`` (``none``: the features as they are, ``linear``, ``projection``) and its output
+    size (the feature size for ``none``, filled in per layer)."""
+
+    kind: str
+    output_dim: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HeadSpec:
+        """``"none"``, ``"linear:128"`` or ``"projection:256"``.
+
+        Example:
+            >>> HeadSpec.parse("projection:64")
+            HeadSpec(kind='projection', output_dim=64)
+        """
+        kind, _, size = str(text).partition(":")
+        if kind not in HEAD_KINDS or (kind == "none") != (size == "") or (size and not size.isdigit()):
+            raise ValueError(
+                f"Unknown head {text!r}: use 'none', 'linear:<size>' or 'projection:<size>', e.g. 'projection:128'."
+            )
+        return cls(kind, int(size) if size else None)
+
+
+def train_head(
+    features: torch.Tensor,
+    labels: Sequence[int],
+    head: HeadSpec,
+    recipe: Recipe,
+    *,
+    num_classes: int,
+    callbacks: Sequence[Callback] = (),
+) -> nn.Module:
+    """Train a fresh head of kind ``head`` on cached ``features`` ``(N, D)`` the way `fit` trains a head on a frozen
+    backbone's cached features: class-balanced batches from `TensorBatches`, the recipe's loss and miner, `Trainer`.
+
+    Returns:
+        The trained head, in eval mode.
+
+    Raises:
+        ValueError: the ``none`` head, or a loss that does not compare items of different classes
+            (classification or pair losses).
+    """
+    if head.kind == "none":
+        raise ValueError("The 'none' head has nothing to train: evaluate the features as they are.")
+    seed_everything(recipe.seed)
+    module = create_head(head.kind, features.shape[1], head.output_dim)
+    loss = build_loss(recipe.loss, num_classes=num_classes, embedding_dim=head.output_dim, **recipe.loss_options)
+    if not needs_two_classes(loss):
+        raise ValueError(
+            f"probe trains embedding heads with metric-learning losses; {type(loss).__name__} is not one "
+            "(use e.g. TripletMarginLoss or MultiSimilarityLoss)."
+        )
+    config = recipe.config()
+    sampler = ClassBalancedSampler(list(labels), config.num_items_per_class, config.batch_size, seed=config.seed)
+    batches = TensorBatches([features], torch.as_tensor(list(labels)), sampler)
+    miner = build_miner(recipe.miner, **recipe.miner_options)
+    trainer = Trainer(module, loss, batches, config, miner=miner, callbacks=callbacks, description=f"probe {head.kind}")
+    trainer.fit()
+    return module.eval()
+
+
+def embed(head: nn.Module | None, features: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """``head(features)`` in eval mode, in chunks, as float32 numpy; the features themselves without a head."""
+    if head is None:
+        return features.float().numpy()
+    head.eval()
+    device = next(head.parameters()).device
+    with torch.inference_mode():
+        return torch.cat([head(chunk.float().to(device)).float().cpu() for chunk in features.split(batch_size)]).numpy()
+
+
+def validation_metrics(
+    head: nn.Module | None, validation: Mapping[str, tuple[torch.Tensor, np.ndarray]]
+) -> dict[str, dict[str, float]]:
+    """Leave-one-out retrieval metrics of ``head`` on each validation split ``{name: (features, labels)}``."""
+    return {name: retrieval_metrics(embed(head, features), labels) for name, (features, labels) in validation.items()}
+
+
+def score(metrics: Mapping[str, Mapping[str, float]], primary_metric: str) -> float:
+    """The number a probe ranks by: ``primary_metric`` averaged over the validation splits."""
+    try:
+        return float(np.mean([split[primary_metric] for split in metrics.values()]))
+    except KeyError as error:
+        known = sorted(next(iter(metrics.values())))
+        raise ValueError(f"Unknown primary_metric {primary_metric!r}; use one of {known}.") from error
