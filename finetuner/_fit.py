@@ -93,6 +93,66 @@ def prepare_data(train_data: Any, eval_data: Any, test_data: Any, config: FitCon
     return FitData(train.subset(rows.tolist()), train.subset(validation.tolist()), held_out, test, train, parts)
 
 
+def choose_layer_and_head(model: Any, data: FitData, config: FitConfig) -> tuple[FitConfig, dict[str, Any] | None]:
+    """``layer_name="auto"`` / ``output_dim="auto"``: probe the candidates on the same validation split `fit` uses
+    and return the config with the winner filled in, plus the leaderboard (None when nothing is automatic)."""
+    chosen = config.model
+    auto_layer, auto_dim = chosen.layer_name == "auto", chosen.output_dim == "auto"
+    if not (auto_layer or auto_dim):
+        return config, None
+    from finetuner.probe import Recipe, probe
+
+    if data.pairs or chosen.task != "embedding":
+        raise ValueError("layer_name='auto' and output_dim='auto' need labelled data for an embedding: pass them.")
+    head = chosen.head if isinstance(chosen.head, str) else "projection"
+    if auto_dim:
+        heads = [f"{head}:128", f"{head}:256"] + ([] if chosen.freeze is True else ["none"])
+    else:
+        heads = [f"{head}:{chosen.output_dim}" if chosen.output_dim else "none"]
+    training = config.training
+    recipe = Recipe(
+        loss=training.loss or "TripletMarginLoss",
+        miner=training.miner,
+        loss_options=training.loss_options,
+        miner_options=training.miner_options,
+        batch_size=training.batch_size,
+        learning_rate=training.learning_rate,
+        optimizer=training.optimizer,
+        num_items_per_class=training.num_items_per_class,
+        precision=training.precision,
+        device=training.device,
+        seed=training.seed,
+    )
+    board = probe(
+        model,
+        data.source if data.source is not None else data.train,
+        None if data.source is not None else data.eval,  # held out here: probe holds out the same split
+        layers="auto" if auto_layer else (1 if chosen.layer_name is None else [chosen.layer_name]),
+        heads=heads,
+        recipe=recipe,
+        items_fraction=config.data.val_split,
+        classes_fraction=config.data.val_class_split,
+        cache_dir=config.cache.cache_dir,
+        num_workers=training.num_workers,
+        pretrained=chosen.pretrained,
+        input_size=chosen.input_size,
+        example_input=chosen.example_input,
+        model_options=chosen.model_options,
+    )
+    best = board.best.fit_options()
+    logger.info("probe: chose %s + %s (%s)\n%s", board.best.layer, board.best.head, board.best.output_dim, board)
+    model_config = dataclasses.replace(
+        chosen, layer_name=best["layer_name"], output_dim=best["output_dim"], head=best.get("head", chosen.head)
+    )
+    rows = [
+        {**r.fit_options(), "layer": r.layer, "head": r.head, "output_dim": r.output_dim, "score": r.score,
+         "metrics": r.metrics}
+        for r in board
+    ]
+    summary = {"primary_metric": board.primary_metric, "chosen": rows[0], "rows": rows}
+    return dataclasses.replace(config, model=model_config), summary
+
+
 def data_kind(config: FitConfig) -> DataKind:
     """The kind of data training needs: labels for classification and metric losses, pairs for a pair loss
     (scored pairs when it uses scores), else what the user said (``auto`` infers)."""

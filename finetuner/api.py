@@ -248,6 +248,7 @@ def fit(
     distributed.init_distributed()
     seed_everything(config.training.seed)
     data = _fit.prepare_data(train_data, eval_data, test_data, config)
+    config, probed = _fit.choose_layer_and_head(model, data, config)
     net = build_model(model, config.model, classes=data.classes)
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
@@ -279,6 +280,8 @@ def fit(
         metrics["test"] = {"before": before["test"], "after": after}
     if selection is not None:
         metrics["selection"] = selection.result()
+    if probed is not None:
+        metrics["probe"] = probed
         logger.info("%s", _fit.selection_summary(metrics, data))
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))

@@ -281,6 +281,43 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         typer.echo(f"kept {kept}: {selection.get('reason', '')}")
 
 
+@command()
+def probe(
+    model: Annotated[str, typer.Argument(help="model name, timm name or folder")],
+    train_data: Annotated[str, typer.Argument(help="labelled data: image folder, CSV, 'fashion-mnist', ...")],
+    eval_data: Annotated[str | None, typer.Option(help="validation data (default: held out of TRAIN_DATA)")] = None,
+    layers: Annotated[str, typer.Option(help="'auto', a count, or layer names separated by commas")] = "auto",
+    heads: Annotated[
+        str, typer.Option(help="heads separated by commas: none, linear:N, projection:N")
+    ] = "none,linear:128,projection:128,projection:256",
+    sweep: Annotated[int, typer.Option(help="then tune the best head's settings with this many Optuna trials")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="save the leaderboard as a bar chart (PNG)")] = None,
+    input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,
+    pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk")] = True,
+) -> None:
+    """Find the best layer and head for your data in about one forward pass; print the leaderboard and the
+    fit options of the winner."""
+    from finetuner.probe import plot_leaderboard
+    from finetuner.probe import probe as probe_model
+    from finetuner.probe import sweep as sweep_model
+
+    chosen: Any = layers if layers == "auto" else int(layers) if layers.isdigit() else layers.split(",")
+    size = _parse_option("input_size", input_size) if input_size else None
+    common = {"pretrained": pretrained, "input_size": size}
+    board = probe_model(model, train_data, eval_data, layers=chosen, heads=heads.split(","), **common)
+    typer.echo(str(board))
+    if plot is not None:
+        plot_leaderboard(board).savefig(plot)
+    options = board.best.fit_options()
+    if sweep:
+        head = board.best.head if board.best.head != "none" else "projection"
+        layer = board.best.layer_name
+        result = sweep_model(model, train_data, eval_data, layer=layer, head=head, n_trials=sweep, **common)
+        typer.echo(str(result))
+        options = result.fit_options()
+    typer.echo(f"fit with: {json.dumps(options)}")
+
+
 @command("eval")
 def evaluate(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],

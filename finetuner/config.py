@@ -34,9 +34,11 @@ class ModelConfig:
             ``Linear(features, len(classes))``).
         freeze: True for the whole backbone, layer names / prefixes, or ``"first:N"`` for the first N transformer
             blocks (with the embeddings).
-        output_dim: size of the trainable head's output (None: no head).
+        output_dim: size of the trainable head's output (None: no head; ``"auto"``: the best of 128, 256 and, unless
+            the whole backbone is frozen, no head, measured by `finetuner.probe.probe` on validation data).
         layer_name: cut the network after this layer (`display` lists them); None: the layer feeding the original
-            classifier.
+            classifier; ``"auto"``: the best of that layer and the stages (text: blocks) before it, measured by
+            `finetuner.probe.probe` in one pass of the backbone.
         head: head name (``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
         lora: True, LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``, or peft's ``r``,
             ``lora_alpha``, ``lora_dropout``) or a ``peft.LoraConfig``, to train low-rank adapters instead of the
@@ -49,7 +51,7 @@ class ModelConfig:
 
     task: str = "embedding"
     freeze: bool | str | list[str] = False
-    output_dim: int | None = None
+    output_dim: int | str | None = None
     layer_name: str | None = None
     head: Any = "projection"
     lora: bool | dict[str, Any] | None = None
@@ -61,8 +63,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
-        if self.output_dim is not None and (isinstance(self.output_dim, bool) or self.output_dim < 1):
-            raise ValueError(f"output_dim must be a positive size or None (no head), got {self.output_dim!r}.")
+        auto = self.output_dim == "auto"
+        if self.output_dim is not None and not auto and (not isinstance(self.output_dim, int) or self.output_dim < 1):
+            raise ValueError(f"output_dim must be a positive size, 'auto' or None (no head), got {self.output_dim!r}.")
         if self.input_size is not None:
             self.input_size = tuple(self.input_size)
             if not all(isinstance(v, int) and v > 0 for v in self.input_size):

@@ -77,6 +77,19 @@ def selection_block(selection: Mapping[str, Any]) -> str:
     return reason + f"<table>\n<tr><th>candidate</th>{keys}<th></th></tr>\n" + "\n".join(rows) + "\n</table>"
 
 
+def probe_block(probed: Mapping[str, Any]) -> str:
+    """The probe's leaderboard: layer, head, size and score, best (the one `fit` continued with) first."""
+    rows = [
+        f'<tr><td class="key">{esc(r["layer"])}</td><td>{esc(r["head"])}</td><td class="num">{esc(r["output_dim"])}'
+        f'</td><td class="num">{format_value(r["score"])}</td></tr>'
+        for r in probed.get("rows", [])
+    ]
+    metric = esc(probed.get("primary_metric", "score"))
+    head = f'<tr><th>layer</th><th>head</th><th class="num">dim</th><th class="num">{metric}</th></tr>'
+    note = "<p>fit continued with the first row.</p>"
+    return note + f"<table>\n{head}\n" + "\n".join(rows) + "\n</table>"
+
+
 def format_value(value: Any) -> str:
     """Metric values with 4 decimals; a dash for a missing one."""
     return f"{float(value):.4f}" if is_number(value) else "&ndash;"

@@ -37,8 +37,9 @@ def write_report(
         folder: where to write; created if needed.
         history: one record per epoch, e.g. ``{"epoch": 1, "loss": 0.9, "eval/recall@1": 0.6}``.
         metrics: metric values per stage, e.g. ``{"before": {"recall@1": 0.5}, "after": {"recall@1": 0.7}}``; the
-            change column compares the first stage with the last. A ``"selection"`` entry (`fit`'s model selection:
-            ``reason``, ``candidates``) gets its own section.
+            change column compares the first stage with the last. The ``"selection"`` entry (`fit`'s model
+            selection: ``reason``, ``candidates``) and the ``"probe"`` entry (``layer_name="auto"``: the leaderboard)
+            get their own sections.
         config: the run's settings, shown as a table (nested mappings as dotted keys).
         examples: retrieval examples, each ``{"query", "results", "relevant", "query_label", "result_labels"}``;
             items are image paths, arrays ``(H, W)`` / ``(H, W, C)`` uint8, PIL images, or text (a string that is not
@@ -59,8 +60,8 @@ def write_report(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    selection = metrics.get("selection")
-    metrics = {stage: values for stage, values in metrics.items() if stage != "selection"}
+    selection, probed = metrics.get("selection"), metrics.get("probe")
+    metrics = {stage: values for stage, values in metrics.items() if stage in ("before", "after")}
     loss_png = _save_plot(training_curves(history), folder / LOSS_FILE)
     metrics_png = _save_plot(metrics_chart(metrics), folder / METRICS_FILE)
 
@@ -73,6 +74,8 @@ def write_report(
     sections = [_html.section("Metrics", metrics_body)]
     if selection:
         sections.append(_html.section("Model selection", _html.selection_block(selection)))
+    if probed:
+        sections.append(_html.section("Layer and head probe", _html.probe_block(probed)))
     sections.append(_html.section("Training", loss_body))
     if examples:
         sections.append(_html.section("Example retrievals", _html.examples_block(examples)))
