@@ -27,12 +27,14 @@ def batched_outputs(
     autocast_dtype: torch.dtype | None = None,
     description: str | None = None,
     out: np.ndarray | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """Run ``fn`` on every item, in batches, and return float32 outputs ``(N, D)`` in the items' order.
 
     Items are decoded and preprocessed in DataLoader workers (``train=True`` applies the training
     augmentation). Text is sorted by length so batches carry little padding, and the order is restored.
-    ``out`` (e.g. a memory-mapped array) receives the rows instead of a new array.
+    ``out`` (e.g. a memory-mapped array) receives the rows instead of a new array. ``seed`` seeds the
+    DataLoader workers' augmentations (give each augmented pass its own).
 
     Example:
         >>> vectors = batched_outputs(model, ["a.jpg", "b.jpg"], prep, device=torch.device("cpu"))  # doctest: +SKIP
@@ -44,7 +46,7 @@ def batched_outputs(
     order = _length_order(items) if getattr(preprocessing, "kind", None) == "text" else None
     ordered = [items[i] for i in order] if order is not None else items
     dataset = ItemDataset(ordered, [0] * len(ordered), preprocessing, train=train)
-    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
+    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed)
     rows: list[np.ndarray] = []
     start = 0
     with torch.inference_mode():

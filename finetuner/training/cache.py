@@ -1,13 +1,19 @@
 """The feature cache: a frozen backbone runs once over the data; the head then trains for many epochs on its
 features. Features live on disk (one ``.npy`` per view), keyed by the backbone weights, the data and the
-preprocessing, so a second `fit` with another head, loss or ``output_dim`` reuses them."""
+preprocessing, so a second `fit` with another head, loss or ``output_dim`` reuses them.
+
+The items are cut into shards, each computed and saved on its own (atomically) before being copied into the final
+file; so memory stays bounded by a shard, a run that dies keeps its finished shards, and under ``torchrun`` every
+process computes its share of the shards into the same (shared) folder."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import math
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner.core.files import atomic_folder
+from finetuner.core import distributed
+from finetuner.core.files import atomic_file, atomic_folder
+from finetuner.data import take_items
 from finetuner.inference import batched_outputs
 
 if TYPE_CHECKING:
@@ -58,10 +66,16 @@ def fingerprint_items(items: Sequence[Any]) -> str:
 class FeatureCache:
     """Computes and stores backbone features of a list of items, ``views`` of them per item.
 
+    Under ``torchrun`` every process calls `features` with the same arguments: each computes its share of the
+    shards missing from the cache folder (which must then be on storage every process sees), rank 0 joins them,
+    and every process reads the result. Shards finished by an earlier, interrupted run are not computed again.
+
     Args:
-        folder: where cached features live (default ``<finetuner cache>/features``).
+        folder: where cached features live (default ``<finetuner cache>/features``, i.e. ``$FINETUNER_CACHE``).
         max_memory_bytes: features up to this size are read into RAM; larger ones are memory-mapped.
         dtype: storage type, ``float32`` or ``float16`` (half the disk and memory).
+        shard_size: items per shard (fewer when that gives every process a shard): the unit of work, of memory
+            while computing, and of what an interrupted run keeps.
 
     Example:
         >>> cache = FeatureCache("out/feature-cache")
@@ -70,14 +84,23 @@ class FeatureCache:
         ... # doctest: +SKIP
     """
 
-    def __init__(self, folder: str | Path | None = None, max_memory_bytes: int = 2 * 1024**3, dtype: str = "float32"):
+    def __init__(
+        self,
+        folder: str | Path | None = None,
+        max_memory_bytes: int = 2 * 1024**3,
+        dtype: str = "float32",
+        shard_size: int = 8192,
+    ):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"cache dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}.")
+        if isinstance(shard_size, bool) or shard_size < 1:
+            raise ValueError(f"shard_size must be a positive number of items, got {shard_size!r}.")
         if folder is None:
             from finetuner.models.weights import cache_dir
 
             folder = cache_dir() / "features"
         self.folder, self.max_memory_bytes, self.dtype = Path(folder), max_memory_bytes, dtype
+        self.shard_size = shard_size
 
     def key(self, model_fingerprint: str, items: Sequence[Any], preprocessing: Preprocessing | None, views: int) -> str:
         """The cache key: backbone weights (their `fingerprint_module`), data, preprocessing, number of views
@@ -90,6 +113,11 @@ class FeatureCache:
             "dtype": self.dtype,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def shards(self, num_items: int) -> list[tuple[int, int]]:
+        """The ``(start, stop)`` item ranges of the shards, for this number of processes."""
+        size = min(self.shard_size, max(1, math.ceil(num_items / distributed.world_size())))
+        return [(start, min(start + size, num_items)) for start in range(0, num_items, size)]
 
     def features(
         self,
@@ -107,28 +135,79 @@ class FeatureCache:
     ) -> list[torch.Tensor]:
         """``views`` tensors ``(N, D)`` of ``fn(inputs)`` over ``items``: one view uses the evaluation transform,
         several views are each a draw of the training augmentation. Computed once, then read back from disk."""
-        key = self.key(model_fingerprint, items, preprocessing, views)
+        # Rank 0 hashes the items (one pass over the files, not one per process) and decides for everyone.
+        decision = None
+        if distributed.is_main_process():
+            key = self.key(model_fingerprint, items, preprocessing, views)
+            decision = (key, (self.folder / key / "meta.json").is_file())
+        key, done = distributed.broadcast_object(decision)
         target = self.folder / key
-        if (target / "meta.json").is_file():
+        if done:
             logger.info("reusing cached features of %s (%d items, %d view(s)) from %s", name, len(items), views, target)
             return self._read(target, views)
-        with atomic_folder(target, replace=False) as staging:  # another process may finish the same work first
-            for view in range(views):
-                description = f"caching {name} features" + (f" (view {view + 1}/{views})" if views > 1 else "")
-                rows = batched_outputs(
-                    fn,
-                    items,
-                    preprocessing,
-                    device=device,
-                    batch_size=batch_size,
-                    train=views > 1,
-                    num_workers=num_workers,
-                    autocast_dtype=autocast_dtype,
-                    description=description,
-                )
-                np.save(staging / f"view-{view}.npy", rows.astype(STORAGE_DTYPES[self.dtype]))
-            (staging / "meta.json").write_text(json.dumps({"items": len(items), "views": views, "name": name}))
+        parts = self.folder / f"{key}.parts"
+        shards = [(view, start, stop) for view in range(views) for start, stop in self.shards(len(items))]
+        missing = None
+        if distributed.is_main_process():
+            missing = [shard for shard in shards if not (parts / _shard_name(*shard)).is_file()]
+            logger.info(
+                "caching %s features: %d items, %d view(s), %d shard(s) to compute (%d kept from an earlier run) "
+                "on %d process(es)",
+                name,
+                len(items),
+                views,
+                len(missing),
+                len(shards) - len(missing),
+                distributed.world_size(),
+            )
+        mine = distributed.broadcast_object(missing)[distributed.rank() :: distributed.world_size()]
+        shown = distributed.is_main_process()  # one progress bar, rank 0's
+        for number, (view, start, stop) in enumerate(mine, start=1):
+            rows = batched_outputs(
+                fn,
+                take_items(items, range(start, stop)),
+                preprocessing,
+                device=device,
+                batch_size=batch_size,
+                train=views > 1,
+                num_workers=num_workers,
+                autocast_dtype=autocast_dtype,
+                description=f"caching {name} features ({number}/{len(mine)})" if shown else None,
+                seed=view * len(items) + start,  # every view of every shard its own augmentation draws
+            )
+            with atomic_file(parts / _shard_name(view, start, stop)) as path, path.open("wb") as file:
+                np.save(file, rows.astype(STORAGE_DTYPES[self.dtype]))
+        distributed.barrier()
+        error = self._join(parts, target, shards, len(items), name) if distributed.is_main_process() else None
+        error = distributed.broadcast_object(error)
+        if error is not None:
+            raise ValueError(error)
         return self._read(target, views)
+
+    def _join(self, parts: Path, target: Path, shards: list[tuple[int, int, int]], num_items: int, name: str):
+        """Copy the shards into one ``view-<v>.npy`` per view (a shard at a time); None, or what went wrong."""
+        missing = [_shard_name(*shard) for shard in shards if not (parts / _shard_name(*shard)).is_file()]
+        if missing:
+            return (
+                f"{len(missing)} feature shard(s) that other processes computed are not in {parts} (e.g. "
+                f"{missing[0]}): every process must see the same cache folder. Put it on storage all machines share "
+                "(FINETUNER_CACHE=/shared/path, or cache_dir=...)."
+            )
+        views = 1 + max(view for view, _, _ in shards)
+        with atomic_folder(target, replace=False) as staging:  # another job may finish the same work first
+            for view in range(views):
+                paths = [(start, stop, parts / _shard_name(v, start, stop)) for v, start, stop in shards if v == view]
+                dim = np.load(paths[0][2], mmap_mode="r").shape[1]
+                out = np.lib.format.open_memmap(
+                    staging / f"view-{view}.npy", mode="w+", dtype=STORAGE_DTYPES[self.dtype], shape=(num_items, dim)
+                )
+                for start, stop, path in paths:
+                    out[start:stop] = np.load(path, mmap_mode="r")
+                out.flush()
+                del out
+            (staging / "meta.json").write_text(json.dumps({"items": num_items, "views": views, "name": name}))
+        shutil.rmtree(parts, ignore_errors=True)
+        return None
 
     def _read(self, folder: Path, views: int) -> list[torch.Tensor]:
         paths = [folder / f"view-{view}.npy" for view in range(views)]
@@ -136,3 +215,7 @@ class FeatureCache:
         # Copy-on-write mapping: torch needs a writable array, and the file must never change.
         arrays = [np.load(p) if in_memory else np.load(p, mmap_mode="c") for p in paths]
         return [torch.from_numpy(array) for array in arrays]
+
+
+def _shard_name(view: int, start: int, stop: int) -> str:
+    return f"view-{view}-items-{start:09d}-{stop:09d}.npy"
