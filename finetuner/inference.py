@@ -47,7 +47,7 @@ def batched_outputs(
     ordered = [items[i] for i in order] if order is not None else items
     dataset = ItemDataset(ordered, [0] * len(ordered), preprocessing, train=train)
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed)
-    rows: list[np.ndarray] = []
+    result = out  # allocated at the first batch otherwise: no list of pieces to join (one copy, no fragments)
     start = 0
     with torch.inference_mode():
         for inputs, _ in tqdm(loader, desc=description, disable=description is None, leave=False):
@@ -56,12 +56,10 @@ def batched_outputs(
             with autocast(device, autocast_dtype):
                 outputs = fn(inputs)
             batch = outputs.float().cpu().numpy()
-            if out is not None:
-                out[start : start + len(batch)] = batch
-            else:
-                rows.append(batch)
+            if result is None:
+                result = np.empty((len(ordered), *batch.shape[1:]), dtype=np.float32)
+            result[start : start + len(batch)] = batch
             start += len(batch)
-    result = out if out is not None else np.concatenate(rows)
     if order is not None:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))

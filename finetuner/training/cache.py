@@ -176,7 +176,7 @@ class FeatureCache:
                 seed=view * len(items) + start,  # every view of every shard its own augmentation draws
             )
             with atomic_file(parts / _shard_name(view, start, stop)) as path, path.open("wb") as file:
-                np.save(file, rows.astype(STORAGE_DTYPES[self.dtype]))
+                np.save(file, rows.astype(STORAGE_DTYPES[self.dtype], copy=False))
         distributed.barrier()
         error = self._join(parts, target, shards, len(items), name) if distributed.is_main_process() else None
         error = distributed.broadcast_object(error)
