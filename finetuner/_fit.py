@@ -250,8 +250,9 @@ class TrainingPlan:
 
 
 def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config: FitConfig) -> TrainingPlan:
-    """Cached features when the backbone is frozen (single process), raw items through DataLoader workers
-    otherwise; both follow one seeded batch sampler, so they see identical batches."""
+    """Cached features when the backbone is frozen, raw items through DataLoader workers otherwise; both follow one
+    seeded batch sampler, so they see identical batches. Under torchrun, the processes share the work of caching
+    and then each trains the head on all batches (the single-process result); raw items are split across them."""
     training = config.training
     evaluators = {
         name: ValidationEvaluator(
@@ -264,13 +265,13 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
         )
         for name, scored in data.scored_sets().items()
     }
-    sampler = make_batch_sampler(data.train, loss, training)
     plan = TrainingPlan(model, model, None, evaluators, batch_size=training.batch_size)
-    cached = (
-        config.cache.cache and model.head is not None and backbone_is_frozen(model) and distributed.world_size() == 1
-    )
+    cached = config.cache.cache and model.head is not None and backbone_is_frozen(model)
+    sampler = make_batch_sampler(data.train, loss, training, sharded=not cached)
     if cached:
-        cache = FeatureCache(config.cache.cache_dir, dtype=config.cache.cache_dtype)
+        cache = FeatureCache(
+            config.cache.cache_dir, max_memory_bytes=config.cache.cache_max_memory, dtype=config.cache.cache_dtype
+        )
         plan.train_features, plan.set_features = cache_features(model, data, cache, config)
         plan.trained, plan.batches = model.head, tensor_batches(plan.train_features, data.train, sampler)
     else:
@@ -286,15 +287,23 @@ def initialize_head(plan: TrainingPlan, data: FitData, sample_size: int = 4096) 
     if head is None or type(head).initialize is Head.initialize:  # nothing to do: spare the forward pass
         return
     if plan.train_features is not None:
-        features = torch.cat([views[0] for views in plan.train_features.values()])
+        # rows of the columns' features taken as if concatenated, without concatenating them (they may be mapped)
+        parts = [views[0] for views in plan.train_features.values()]
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.randperm(sum(len(part) for part in parts), generator=generator)[:sample_size]
+        offsets = torch.tensor([0] + [len(part) for part in parts]).cumsum(0)
+        which = torch.searchsorted(offsets, rows, right=True) - 1
+        sample = torch.empty(len(rows), parts[0].shape[1], dtype=parts[0].dtype)
+        for number, part in enumerate(parts):
+            picked = which == number
+            sample[picked] = part[rows[picked] - offsets[number]]
     else:
         items = [item for column in columns(data.train).values() for item in column]
         rng = np.random.default_rng(0)
-        sample = [items[i] for i in np.sort(rng.permutation(len(items))[:sample_size])]
-        features = torch.from_numpy(plan.model.outputs(plan.model.features, sample, plan.batch_size))
-    generator = torch.Generator().manual_seed(0)
-    rows = torch.randperm(len(features), generator=generator)[:sample_size]
-    head.initialize(features[rows].float().to(next(head.parameters()).device))
+        picked = [items[i] for i in np.sort(rng.permutation(len(items))[:sample_size])]
+        features = torch.from_numpy(plan.model.outputs(plan.model.features, picked, plan.batch_size))
+        sample = features[torch.randperm(len(features), generator=torch.Generator().manual_seed(0))[:sample_size]]
+    head.initialize(sample.float().to(next(head.parameters()).device))
 
 
 def model_selection(
@@ -329,9 +338,11 @@ def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
     return "model selection\n" + "\n".join(lines)
 
 
-def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: TrainConfig):
-    """Class-balanced batches for metric losses, shuffled batches otherwise; sharded across DDP ranks."""
-    shard = {"num_replicas": distributed.world_size(), "rank": distributed.rank(), "seed": config.seed}
+def make_batch_sampler(data: LabeledData | PairData, loss: nn.Module, config: TrainConfig, *, sharded: bool = True):
+    """Class-balanced batches for metric losses, shuffled batches otherwise; split across DDP ranks when
+    ``sharded`` (else every rank gets every batch)."""
+    ranks = (distributed.world_size(), distributed.rank()) if sharded else (1, 0)
+    shard = {"num_replicas": ranks[0], "rank": ranks[1], "seed": config.seed}
     if isinstance(data, LabeledData) and needs_two_classes(loss):
         from finetuner.data import ClassBalancedSampler
 

@@ -272,6 +272,7 @@ def fit(
     if config.output.resume_from is not None:
         trainer.resume_from(load_checkpoint(config.output.resume_from))
     history = trainer.fit()
+    distributed.finish_training(plan.trained)  # under torchrun: every rank holds rank 0's model
     net.eval()
     if plan.evaluator is not None:
         metrics["after"] = _main_process_metrics("validation, tuned", plan.metrics)

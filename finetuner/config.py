@@ -113,13 +113,16 @@ class CacheConfig:
         cache: with a frozen backbone, compute its features once and train the head on them.
         cache_views: augmented views cached per item (1: none).
         cache_dtype: ``float32`` or ``float16`` storage.
-        cache_dir: where features go (default ``$FINETUNER_CACHE`` or ``~/.cache/finetuner``).
+        cache_dir: where features go (default ``$FINETUNER_CACHE`` or ``~/.cache/finetuner``); under torchrun on
+            several machines, a folder they all share.
+        cache_max_memory: bytes of cached features read into RAM; larger caches are memory-mapped from disk.
     """
 
     cache: bool = True
     cache_views: int = 1
     cache_dtype: str = "float32"
     cache_dir: str | None = None
+    cache_max_memory: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         if isinstance(self.cache_views, bool) or not isinstance(self.cache_views, int) or self.cache_views < 1:
@@ -128,6 +131,10 @@ class CacheConfig:
             )
         if self.cache_dtype not in ("float32", "float16"):
             raise ValueError(f"cache_dtype must be 'float32' or 'float16', got {self.cache_dtype!r}.")
+        if isinstance(self.cache_max_memory, bool) or self.cache_max_memory < 0:
+            raise ValueError(
+                f"cache_max_memory must be a number of bytes (0: always memory-map), got {self.cache_max_memory!r}."
+            )
 
 
 @dataclass

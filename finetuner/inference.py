@@ -28,13 +28,15 @@ def batched_outputs(
     description: str | None = None,
     out: np.ndarray | None = None,
     epoch: int = 0,
+    seed: int = 0,
 ) -> np.ndarray:
     """Run ``fn`` on every item, in batches, and return float32 outputs ``(N, D)`` in the items' order.
 
     Items are decoded and preprocessed in DataLoader workers (``train=True`` applies the training
     augmentation). Text is sorted by length so batches carry little padding, and the order is restored.
     ``out`` (e.g. a memory-mapped array) receives the rows instead of a new array. With ``train=True``, ``epoch``
-    picks the augmentation draw: the same epoch gives the same outputs, whatever ``num_workers``.
+    picks the augmentation draw and ``seed`` the items' seeds: the same (seed, epoch) gives the same outputs,
+    whatever ``num_workers`` (give each augmented pass its own).
 
     Example:
         >>> vectors = batched_outputs(model, ["a.jpg", "b.jpg"], prep, device=torch.device("cpu"))  # doctest: +SKIP
@@ -46,9 +48,9 @@ def batched_outputs(
     order = _length_order(items) if getattr(preprocessing, "kind", None) == "text" else None
     ordered = [items[i] for i in order] if order is not None else items
     dataset = ItemDataset(ordered, [0] * len(ordered), preprocessing, train=train)
-    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
+    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed)
     loader.set_epoch(epoch)
-    rows: list[np.ndarray] = []
+    result = out  # allocated at the first batch otherwise: no list of pieces to join (one copy, no fragments)
     start = 0
     with torch.inference_mode():
         for inputs, _ in tqdm(loader, desc=description, disable=description is None, leave=False):
@@ -57,12 +59,10 @@ def batched_outputs(
             with autocast(device, autocast_dtype):
                 outputs = fn(inputs)
             batch = outputs.float().cpu().numpy()
-            if out is not None:
-                out[start : start + len(batch)] = batch
-            else:
-                rows.append(batch)
+            if result is None:
+                result = np.empty((len(ordered), *batch.shape[1:]), dtype=np.float32)
+            result[start : start + len(batch)] = batch
             start += len(batch)
-    result = out if out is not None else np.concatenate(rows)
     if order is not None:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))

@@ -204,3 +204,23 @@ def _sniff(path: Path) -> str:
     if head.lstrip()[:1] in (b"{", b"["):
         return f"a JSON text of {size} bytes"
     return f"{size} bytes"
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; once the block succeeds, the file written there becomes
+    ``target`` in one rename (atomic on one filesystem, shared ones included), so readers never see half a file.
+
+    Example:
+        >>> with atomic_file("cache/shard-0.npy") as path:  # doctest: +SKIP
+        ...     np.save(path, rows)
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield staging
+        os.replace(staging, target)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise

@@ -32,7 +32,14 @@ from finetuner.data.preprocessing import (
     Preprocessing,
     preprocessing_from_config,
 )
-from finetuner.data.records import DatasetItems, LabeledData, PairData, check_at_least_two_classes, encode_labels
+from finetuner.data.records import (
+    DatasetItems,
+    LabeledData,
+    PairData,
+    check_at_least_two_classes,
+    encode_labels,
+    take_items,
+)
 from finetuner.data.samplers import ClassBalancedSampler
 from finetuner.data.sources import load_data
 
@@ -69,4 +76,5 @@ __all__ = [
     "preprocessing_from_config",
     "register_format",
     "table_to_data",
+    "take_items",
 ]

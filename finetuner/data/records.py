@@ -53,7 +53,13 @@ class DatasetItems(Sequence):
         return DatasetItems(self.dataset, [self.indices[i] for i in indices], self.key)
 
 
-def _take(items: Sequence, indices: Sequence[int]) -> Sequence:
+def take_items(items: Sequence, indices: Sequence[int]) -> Sequence:
+    """The items at ``indices``: lazy items (`DatasetItems`) stay lazy, nothing is decoded.
+
+    Example:
+        >>> take_items(["a", "b", "c"], range(1, 3))
+        ['b', 'c']
+    """
     return items.subset(indices) if isinstance(items, DatasetItems) else [items[i] for i in indices]
 
 
@@ -101,7 +107,7 @@ class LabeledData:
             >>> LabeledData(["a", "b"], [0, 1], ["x", "y"]).subset([1]).items
             ['b']
         """
-        return LabeledData(_take(self.items, indices), [self.labels[i] for i in indices], list(self.classes))
+        return LabeledData(take_items(self.items, indices), [self.labels[i] for i in indices], list(self.classes))
 
     def split(self, fraction: float, seed: int = 0) -> tuple[LabeledData, LabeledData]:
         """Split into two stratified, seeded parts; the second holds about ``fraction`` of each class.
@@ -198,8 +204,8 @@ class PairData:
             [0.5]
         """
         scores = None if self.scores is None else [self.scores[i] for i in indices]
-        negatives = None if self.negatives is None else _take(self.negatives, indices)
-        return PairData(_take(self.queries, indices), _take(self.documents, indices), scores, negatives)
+        negatives = None if self.negatives is None else take_items(self.negatives, indices)
+        return PairData(take_items(self.queries, indices), take_items(self.documents, indices), scores, negatives)
 
     def split(self, fraction: float, seed: int = 0) -> tuple[PairData, PairData]:
         """Split at random (seeded) into two parts; the second holds ``round(fraction * len(self))`` pairs.

@@ -131,33 +131,45 @@ class ClassBalancedSampler(Sampler[list[int]]):
     def _global_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         num_batches, per_batch = self.num_global_batches, self.classes_per_batch
         chunks = [self._chunks(rng, c) for c in range(len(self.class_indices))]
-        slots: list[list[np.ndarray]] = [[] for _ in range(num_batches)]
-        members: list[list[int]] = [[] for _ in range(num_batches)]
+        # Every chunk is a row of one array; the assignment is two integer arrays (no Python object per item).
+        rows = np.concatenate(chunks)
+        first = np.cumsum([0] + [len(rows_of_class) for rows_of_class in chunks])
+        batch_of = np.empty(len(rows), dtype=np.int64)
+        placed = np.empty(len(rows), dtype=np.int64)  # order of placement: a batch lists its chunks in this order
         # buckets[f] holds the batches with f free slots. Largest classes first, each chunk of a class goes to
         # a different batch, taken from the fullest bucket (at random within it): as with Gale-Ryser's
         # construction this always fits, since num_batches >= the largest class's chunks.
         buckets: list[list[int]] = [[] for _ in range(per_batch)] + [list(range(num_batches))]
-        draws = iter(rng.random(sum(len(rows) for rows in chunks)).tolist())
+        draws = rng.random(len(rows))
+        step = 0
         for c in sorted(rng.permutation(len(chunks)).tolist(), key=lambda c: -len(chunks[c])):
-            taken, free = [], per_batch
-            for chunk in chunks[c]:
+            taken, frees, free = [], [], per_batch
+            for draw in draws[step : step + len(chunks[c])].tolist():
                 while not buckets[free]:
                     free -= 1
                 bucket = buckets[free]
-                pick = int(next(draws) * len(bucket))
+                pick = int(draw * len(bucket))
                 bucket[pick], bucket[-1] = bucket[-1], bucket[pick]
-                batch = bucket.pop()
-                slots[batch].append(chunk)
-                members[batch].append(c)
-                taken.append((batch, free))
-            for batch, free in taken:  # only now, so no batch takes two chunks of one class
+                taken.append(bucket.pop())
+                frees.append(free)
+            for batch, free in zip(taken, frees):  # only now, so no batch takes two chunks of one class
                 buckets[free - 1].append(batch)
+            batch_of[first[c] : first[c + 1]] = taken
+            placed[first[c] : first[c + 1]] = np.arange(step, step + len(taken))
+            step += len(taken)
+        order = np.lexsort((placed, batch_of))
+        bounds = np.searchsorted(batch_of[order], np.arange(num_batches + 1))
+        row_class = np.repeat(np.arange(len(chunks)), np.diff(first))
+        fillers: dict[int, list[np.ndarray]] = {}
         for free in range(1, per_batch + 1):
             for batch in buckets[free]:
-                present = set(members[batch])
+                present = set(row_class[order[bounds[batch] : bounds[batch + 1]]].tolist())
                 others = [c for c in rng.permutation(len(chunks)).tolist() if c not in present][:free]
-                slots[batch] += [self._filler(rng, c) for c in others]
-        return [np.concatenate(slots[b]) for b in rng.permutation(num_batches)]
+                fillers[batch] = [self._filler(rng, c) for c in others]
+        return [
+            np.concatenate([rows[order[bounds[b] : bounds[b + 1]]].ravel(), *fillers.get(b, [])])
+            for b in rng.permutation(num_batches).tolist()
+        ]
 
     def _filler(self, rng: np.random.Generator, c: int) -> np.ndarray:
         indices = self.class_indices[c]

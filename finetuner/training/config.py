@@ -35,6 +35,8 @@ class TrainConfig:
         num_items_per_class: items of each class in a batch for metric losses.
         num_workers: DataLoader workers, or ``auto``.
         compile: wrap the model in ``torch.compile`` (CUDA only).
+        sync_batchnorm: under torchrun, compute BatchNorm statistics over the batches of all GPUs
+            (``torch.nn.SyncBatchNorm``) when fine-tuning layers with BatchNorm; useful with small per-GPU batches.
         loss: a pytorch-metric-learning loss name or a finetuner pair loss name (None: the task's default:
             ``TripletMarginLoss`` for labelled data, ``CrossEntropyLoss`` for classification, the backend's pair
             loss for pairs), or a module.
@@ -61,6 +63,7 @@ class TrainConfig:
     num_items_per_class: int = 4
     num_workers: int | str = "auto"
     compile: bool = False
+    sync_batchnorm: bool = False
     loss: str | Any | None = None
     miner: str | Any | None = None
     loss_options: dict[str, Any] = field(default_factory=dict)

@@ -102,10 +102,11 @@ class Trainer:
         ]
         self.autocast_dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
-        model = distributed.wrap_model(self.model, self.device)
+        sharded = distributed.shards_batches(self.batches)  # ranks that all see every batch need no DDP
+        model = distributed.wrap_model(self.model, self.device, sharded=sharded, sync_batchnorm=config.sync_batchnorm)
         if config.compile and self.device.type == "cuda":
             model = torch.compile(model)
-        self.loss = distributed.wrap_loss(self.loss)
+        self.loss = distributed.wrap_loss(self.loss, sharded=sharded)
         self._logged_loss = torch.zeros((), device=self.device)
         if self._resume_state is not None:
             self._restore(self._resume_state)

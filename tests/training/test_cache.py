@@ -98,3 +98,51 @@ def test_several_views_use_the_training_augmentation(tmp_path):
 def test_unknown_storage_dtype_is_refused():
     with pytest.raises(ValueError, match="float16"):
         FeatureCache("x", dtype="int8")
+
+
+def test_an_interrupted_run_keeps_its_finished_shards(tmp_path):
+    from cache_case import SHARD_SIZE, resume_case
+
+    cache, net, items, compute_case = resume_case(tmp_path, fail_after=3 * SHARD_SIZE)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        compute_case(cache, net, items)
+    assert not list(tmp_path.glob("*/meta.json"))  # nothing final yet
+    cache, net, items, compute_case = resume_case(tmp_path)
+    resumed = compute_case(cache, net, items)[0]
+    assert net.rows == len(items) - 3 * SHARD_SIZE  # only the missing shards were computed
+    assert not list(tmp_path.glob("*.parts"))  # joined into one file, then removed
+    reference_cache, reference_net, _, _ = resume_case(tmp_path / "reference")
+    torch.testing.assert_close(resumed, compute_case(reference_cache, reference_net, items)[0])
+
+
+def test_shards_another_machine_wrote_elsewhere_are_reported(tmp_path, monkeypatch):
+    """Rank 0 of two whose cache folder is not shared: the other rank's shards never appear."""
+    from cache_case import SHARD_SIZE, resume_case
+
+    from finetuner.core import distributed
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "broadcast_object", lambda value: value)
+    monkeypatch.setattr(distributed, "barrier", lambda: None)
+    cache, net, items, compute_case = resume_case(tmp_path)
+    with pytest.raises(ValueError, match="storage all machines share .*FINETUNER_CACHE"):
+        compute_case(cache, net, items)
+    assert net.rows == 3 * SHARD_SIZE  # rank 0 did its share: shards 1, 3 and 5 of 5
+
+
+def test_shards_cover_the_items_and_give_every_process_work(monkeypatch):
+    from finetuner.core import distributed
+
+    assert FeatureCache("x", shard_size=4).shards(10) == [(0, 4), (4, 8), (8, 10)]
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    assert FeatureCache("x", shard_size=100).shards(10) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    with pytest.raises(ValueError, match="shard_size"):
+        FeatureCache("x", shard_size=0)
+
+
+def test_augmented_views_differ_with_dataloader_workers(tmp_path):
+    net, items = CountingNet(), images(8)
+    augmenting = ImagePreprocessing(input_size=(3, 8, 8), crop_pct=1.0, augment="light")
+    cache, cpu = FeatureCache(tmp_path), torch.device("cpu")
+    views = cache.features(net, fingerprint_module(net), items, augmenting, device=cpu, views=2, num_workers=1)
+    assert not torch.equal(views[0], views[1])  # each view its own seed, also in worker processes

@@ -1,4 +1,5 @@
-"""Parquet files, read with pyarrow one needed column at a time."""
+"""Parquet files, read with pyarrow one needed column at a time, in record batches (never a whole column as an Arrow
+table next to its Python values)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from finetuner.data.errors import DataError
 from finetuner.data.formats.base import DataKind, FileFormat
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
+
+BATCH_ROWS = 65536
 
 
 class ParquetFormat(FileFormat):
@@ -38,7 +41,10 @@ class ParquetFormat(FileFormat):
             raise DataError(f"cannot read Parquet file {path}: {error}") from error
 
         def read_column(name: str) -> list:
-            return file.read(columns=[name]).column(0).to_pylist()
+            values: list = []
+            for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=[name]):
+                values += batch.column(0).to_pylist()
+            return values
 
         table = Table(str(path), list(file.schema_arrow.names), file.metadata.num_rows, read_column, path.parent)
         return table_to_data(table, columns, kind)
