@@ -194,7 +194,7 @@ def _fit_signature() -> inspect.Signature:
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
             kind = bool | None if field.type == "bool" else str | None
             text = f"{helps.get(field.name, '')} [default: {default}]".replace("``", "")
-            fields.append(_option(field.name, kind, text, panel=f"{section} settings"))
+            fields.append(_option(field.name, kind, text, panel=f"{section} settings", metavar=_metavar(field.type)))
     return inspect.Signature(own + fields)
 
 
@@ -204,13 +204,32 @@ def _argument(name: str, help: str) -> inspect.Parameter:
 
 
 def _option(
-    name: str, kind: Any, help: str, default: Any = None, names: tuple[str, ...] = (), panel: str | None = None
+    name: str,
+    kind: Any,
+    help: str,
+    default: Any = None,
+    names: tuple[str, ...] = (),
+    panel: str | None = None,
+    metavar: str | None = None,
 ) -> inspect.Parameter:
     flag = "--" + _flag(name)
     if kind is bool or kind == bool | None:
-        names = names or (f"{flag}/--no-{flag[2:]}",)
-    annotation = Annotated[kind, typer.Option(*names, help=help, show_default=False, rich_help_panel=panel)]
+        names, metavar = names or (f"{flag}/--no-{flag[2:]}",), None
+    option = typer.Option(*names, help=help, show_default=False, rich_help_panel=panel, metavar=metavar)
+    annotation = Annotated[kind, option]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _metavar(annotation: str) -> str:
+    """What a value looks like, from the field's annotation: INT, FLOAT, TEXT, JSON or N,N,..."""
+    if "dict" in annotation:
+        return "JSON"
+    if "tuple" in annotation or annotation.startswith("list"):
+        return "N,N,..." if "int" in annotation else "A,B,..."
+    for name, shown in (("float", "FLOAT"), ("int", "INT")):
+        if annotation.split(" | ")[0] == name:
+            return shown
+    return "TEXT"
 
 
 def _attribute_help(cls: type) -> dict[str, str]:
