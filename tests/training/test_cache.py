@@ -98,3 +98,9 @@ def test_several_views_use_the_training_augmentation(tmp_path):
 def test_unknown_storage_dtype_is_refused():
     with pytest.raises(ValueError, match="float16"):
         FeatureCache("x", dtype="int8")
+
+
+def test_long_texts_and_texts_with_nul_bytes_are_fingerprinted_as_values():
+    texts = ["word " * 100, "a\x00b"]  # too long for a file name; a NUL byte
+    assert fingerprint_items(texts) == fingerprint_items(list(texts))
+    assert fingerprint_items(texts) != fingerprint_items(["word " * 99, "a\x00b"])
