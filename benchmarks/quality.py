@@ -39,7 +39,7 @@ import finetuner  # noqa: E402
 from finetuner.evaluation import retrieval_metrics  # noqa: E402
 from finetuner.models import Backbone  # noqa: E402
 from finetuner.tailor import create_head  # noqa: E402
-from finetuner.training import EvaluationCallback  # noqa: E402
+from finetuner.training import Callback  # noqa: E402
 
 OUTPUT_DIM = 128
 BACKBONES = {"image": "efficientnet_lite0", "text": "all-MiniLM-L6-v2"}
@@ -48,7 +48,8 @@ BACKBONES = {"image": "efficientnet_lite0", "text": "all-MiniLM-L6-v2"}
 # training features). "chosen" is what --search picked on validation; "old" is fit's current default.
 RECIPES: dict[str, dict] = {
     "old": {"head": "projection", "learning_rate": 1e-3, "epochs": 10},
-    "chosen": {"head": "residual", "learning_rate": 1e-4, "epochs": 10},
+    "residual lr1e-4": {"head": "residual", "learning_rate": 1e-4, "epochs": 10},
+    "residual lr3e-4": {"head": "residual", "learning_rate": 3e-4, "epochs": 10},
 }
 
 
@@ -106,35 +107,43 @@ def as_items(features: torch.Tensor, labels: np.ndarray, indices: np.ndarray) ->
     return [(features[i].numpy(), int(labels[i])) for i in indices]
 
 
-def finetuner_fit(features, labels, train, evals: dict[str, np.ndarray], recipe: dict, seed: int = 0):
+class HeadProbe(Callback):
+    """Recall@1 of the head on cached features of held-out sets after every epoch (``<name>/recall@1``)."""
+
+    def __init__(self, sets: dict[str, tuple[torch.Tensor, np.ndarray]]):
+        self.sets = sets
+
+    def on_epoch_end(self, trainer) -> None:
+        trainer.model.eval()
+        with torch.no_grad():
+            for name, (features, labels) in self.sets.items():
+                trainer.history[-1][f"{name}/recall@1"] = scores(trainer.model(features), labels)["recall@1"]
+
+
+def finetuner_fit(features, labels, train, evals: dict[str, np.ndarray], recipe: dict, seed: int = 0, eval_data=None):
     """`finetuner.fit` of a frozen probe on cached features: ``(run, per-epoch Recall@1 of each eval set)``.
 
-    The first eval set is fit's ``eval_data``; the others are scored every epoch by `EvaluationCallback`s."""
+    ``eval_data`` (indices) is fit's own evaluation (metrics before / after); ``evals`` are scored every epoch."""
     options = dict(recipe)
     head = create_head(options.pop("head"), features.shape[1], OUTPUT_DIM, **options.pop("head_options", {}))
     head.initialize(features[train])  # what fit does itself once the lead wires Head.initialize
-    names = list(evals)
-    callbacks = [EvaluationCallback()] + [
-        EvaluationCallback(query_data=as_items(features, labels, evals[name]), prefix=name) for name in names[1:]
-    ]
+    probe = HeadProbe({name: (features[idx], labels[idx]) for name, idx in evals.items()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the class-balanced sampler's size adjustments
         run = finetuner.fit(
             feature_backbone(features.shape[1]),
             as_items(features, labels, train),
-            as_items(features, labels, evals[names[0]]),
+            None if eval_data is None else as_items(features, labels, eval_data),
             layer_name="0",
             freeze=True,
             head=head,
             output_dim=OUTPUT_DIM,
             num_workers=0,
             seed=seed,
-            callbacks=callbacks,
+            callbacks=[probe],
             **options,
         )
-    curves = {names[0]: [r["eval/recall@1"] for r in run.history]}
-    curves |= {name: [r[f"{name}/recall@1"] for r in run.history] for name in names[1:]}
-    return run, curves
+    return run, {name: [r[f"{name}/recall@1"] for r in run.history] for name in evals}
 
 
 def encode_head(run, features: torch.Tensor) -> np.ndarray:
@@ -156,6 +165,8 @@ def search(data: BenchData, features: torch.Tensor, seed: int, epochs: int) -> l
             recipe = {**recipe, "epochs": recipe.get("epochs", epochs)}
             evals = {"items": held_items, "classes": held_classes}
             _, curves = finetuner_fit(features, labels, fit_part, evals, recipe, seed)
+            print(f"{data.name} {split} {name}: items {np.round(np.array(curves['items']) - before['items'], 3)} "
+                  f"classes {np.round(np.array(curves['classes']) - before['classes'], 3)}", flush=True)
             for epoch, (items, classes) in enumerate(zip(curves["items"], curves["classes"]), start=1):
                 rows.append(
                     {"data": data.name, "split": split, "recipe": name, "epoch": epoch,
@@ -166,17 +177,13 @@ def search(data: BenchData, features: torch.Tensor, seed: int, epochs: int) -> l
 
 CANDIDATES: dict[str, dict] = {
     "projection lr1e-3": {"head": "projection", "learning_rate": 1e-3},
-    "projection lr1e-4": {"head": "projection", "learning_rate": 1e-4},
-    "residual0.5 lr1e-3": {"head": "residual", "learning_rate": 1e-3},
-    "residual0.5 lr3e-4": {"head": "residual", "learning_rate": 3e-4},
-    "residual0.5 lr1e-4": {"head": "residual", "learning_rate": 1e-4},
-    "residual1.0 lr1e-4": {"head": "residual", "head_options": {"residual_scale": 1.0}, "learning_rate": 1e-4},
-    "residual0.5 lr1e-4 MS": {
+    "residual lr1e-3": {"head": "residual", "learning_rate": 1e-3},
+    "residual lr3e-4": {"head": "residual", "learning_rate": 3e-4},
+    "residual lr1e-4": {"head": "residual", "learning_rate": 1e-4},
+    "residual lr1e-4 MS": {
         "head": "residual", "learning_rate": 1e-4, "loss": "MultiSimilarityLoss", "miner": "MultiSimilarityMiner"
     },
-    "residual0.5 lr3e-4 cosine": {
-        "head": "residual", "learning_rate": 3e-4, "scheduler": "cosine", "warmup_ratio": 0.1
-    },
+    "residual lr3e-4 cosine": {"head": "residual", "learning_rate": 3e-4, "scheduler": "cosine", "warmup_ratio": 0.1},
 }
 
 
@@ -186,7 +193,7 @@ def summarise_search(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|"]
     keys = sorted({(r["recipe"], r["epoch"]) for r in rows}, key=lambda k: (list(CANDIDATES).index(k[0]), k[1]))
     for recipe, epoch in keys:
-        if epoch not in (1, 3, 5, 10, 15, 20):
+        if epoch not in (1, 3, 5, 10, 15, 20, 30):
             continue
         chosen = [r for r in rows if r["recipe"] == recipe and r["epoch"] == epoch]
         items, classes = np.array([r["items"] for r in chosen]), np.array([r["classes"] for r in chosen])
@@ -206,13 +213,14 @@ def table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
         fit_part, held_items, held_classes = validation_carve(train, labels, seed)
         results = {"before": scores(features[test], labels[test])}
         for name, recipe in RECIPES.items():
-            run, _ = finetuner_fit(features, labels, train, {"test": test}, recipe, seed)
+            run, _ = finetuner_fit(features, labels, train, {}, recipe, seed, eval_data=test)
             results[f"finetuner ({name})"] = scores(encode_head(run, features[test]), labels[test])
         results["PML"] = pml_peer(features, labels, train, test, (fit_part, held_items, held_classes), seed)
         if data.kind == "text":
             results["ST"] = st_peer(data, train, test, (fit_part, held_items, held_classes), seed, scores)
         for name, found in results.items():
-            rows.append(f"| {data.name} | {split} | {len(train)} / {len(test)} | {name} | {found['recall@1']:.3f} | "
+            label = f"{name} ({found['setting']})" if "setting" in found else name
+            rows.append(f"| {data.name} | {split} | {len(train)} / {len(test)} | {label} | {found['recall@1']:.3f} | "
                         f"{found['map@r']:.3f} |")
             print(rows[-1], flush=True)
     return rows
@@ -227,11 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("finetuner").setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
-    start = time.time()
+    start, threads = time.time(), torch.get_num_threads()
     rows, found = [], []
     for name in args.datasets.split(","):
         data = DATASETS[name]()
+        torch.set_num_threads(threads)
         features = backbone_features(data)
+        torch.set_num_threads(1)  # small heads gain nothing from threads; on a shared machine two contend badly
         print(f"# {name}: {len(data.labels)} items, features {tuple(features.shape)}, {time.time() - start:.0f} s",
               flush=True)
         if args.search:
