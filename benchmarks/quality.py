@@ -44,12 +44,13 @@ from finetuner.training import Callback  # noqa: E402
 OUTPUT_DIM = 128
 BACKBONES = {"image": "efficientnet_lite0", "text": "all-MiniLM-L6-v2"}
 
-# finetuner's frozen-probe recipes: explicit fit options (head built by name with head_options, initialised from the
-# training features). "chosen" is what --search picked on validation; "old" is fit's current default.
+# finetuner's frozen-probe recipes: explicit fit options (the head built by name with head_options and initialised
+# from the training features). "old" is fit's default before this benchmark; "chosen" is what --search picked on the
+# validation carves (the largest mean gain on held-out items among the recipes that lose at most 0.02 on held-out
+# classes anywhere): the residual head, learning rate 1e-4, 15 epochs, TripletMarginLoss, no miner, constant rate.
 RECIPES: dict[str, dict] = {
     "old": {"head": "projection", "learning_rate": 1e-3, "epochs": 10},
-    "residual lr1e-4": {"head": "residual", "learning_rate": 1e-4, "epochs": 10},
-    "residual lr3e-4": {"head": "residual", "learning_rate": 3e-4, "epochs": 10},
+    "chosen": {"head": "residual", "learning_rate": 1e-4, "epochs": 15},
 }
 
 
