@@ -8,8 +8,8 @@ feature cache); every head then trains on those features. Settings are never cho
 scores candidate recipes on a validation carve of the training part (held-out items and held-out classes), and the
 peers choose their learning rate and epochs on that carve too.
 
-    PYTHONPATH=. python benchmarks/quality.py                 # the table (about 10 minutes on 2 CPU cores)
-    PYTHONPATH=. python benchmarks/quality.py --search        # recipe candidates on validation (about 20 minutes)
+    PYTHONPATH=. python benchmarks/quality.py                 # the table (8 minutes on 2 shared cores, features cached)
+    PYTHONPATH=. python benchmarks/quality.py --search        # recipe candidates on validation (--epochs 15)
 """
 
 from __future__ import annotations
