@@ -244,6 +244,7 @@ def fit(
     from finetuner.training.checkpoint import load_checkpoint
 
     config = FitConfig.from_options(FitConfig.load(config) if isinstance(config, (str, Path)) else config, **options)
+    config.training.learning_rate = config.training.default_learning_rate(config.model.task)  # None: the task's
     configure_logging(config.output.verbose)
     distributed.init_distributed()
     seed_everything(config.training.seed)

@@ -307,8 +307,8 @@ def probe(
     eval_data: Annotated[str | None, typer.Option(help="validation data (default: held out of TRAIN_DATA)")] = None,
     layers: Annotated[str, typer.Option(help="'auto', a count, or layer names separated by commas")] = "auto",
     heads: Annotated[
-        str, typer.Option(help="heads separated by commas: none, linear:N, projection:N")
-    ] = "none,linear:128,projection:128,projection:256",
+        str, typer.Option(help="heads separated by commas: none, linear:N, projection:N, residual:N")
+    ] = "none,linear:128,residual:128,residual:256",
     sweep: Annotated[int, typer.Option(help="then tune the best head's settings with this many Optuna trials")] = 0,
     plot: Annotated[Path | None, typer.Option(help="save the leaderboard as a bar chart (PNG)")] = None,
     input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,

@@ -39,7 +39,8 @@ class ModelConfig:
         layer_name: cut the network after this layer (`display` lists them); None: the layer feeding the original
             classifier; ``"auto"``: the best of that layer and the stages (text: blocks) before it, measured by
             `finetuner.probe.probe` in one pass of the backbone.
-        head: head name (``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
+        head: head name (``residual``: starts as the PCA of the backbone's features and learns a residual on top,
+            the measured default; ``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
         lora: True, LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``, or peft's ``r``,
             ``lora_alpha``, ``lora_dropout``) or a ``peft.LoraConfig``, to train low-rank adapters instead of the
             backbone's weights.
@@ -53,7 +54,7 @@ class ModelConfig:
     freeze: bool | str | list[str] = False
     output_dim: int | str | None = None
     layer_name: str | None = None
-    head: Any = "projection"
+    head: Any = "residual"
     lora: bool | dict[str, Any] | None = None
     pretrained: bool = True
     input_size: tuple[int, ...] | None = None

@@ -17,7 +17,7 @@ from finetuner.probe.recipe import HeadSpec, Recipe, score, train_head, validati
 
 logger = logging.getLogger("finetuner")
 
-DEFAULT_HEADS = ("none", "linear:128", "projection:128", "projection:256")
+DEFAULT_HEADS = ("none", "linear:128", "residual:128", "residual:256")
 
 
 def probe(

@@ -19,7 +19,7 @@ from finetuner.training import Callback, TrainConfig, Trainer, build_loss, build
 from finetuner.training.batches import TensorBatches
 from finetuner.training.losses import needs_two_classes
 
-HEAD_KINDS = ("none", "linear", "projection")
+HEAD_KINDS = ("none", "linear", "projection", "residual")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Recipe:
     miner_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 5
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     optimizer: str = "adam"
     num_items_per_class: int = 4
     precision: str = "auto"
@@ -121,6 +121,8 @@ def train_head(
         raise ValueError("The 'none' head has nothing to train: evaluate the features as they are.")
     seed_everything(recipe.seed)
     module = create_head(head.kind, features.shape[1], head.output_dim)
+    sample = torch.randperm(len(features), generator=torch.Generator().manual_seed(0))[:4096]
+    module.initialize(features[sample].float())  # as fit does: e.g. the residual head starts at the PCA
     loss = build_loss(recipe.loss, num_classes=num_classes, embedding_dim=head.output_dim, **recipe.loss_options)
     if not needs_two_classes(loss):
         raise ValueError(

@@ -62,7 +62,7 @@ def fingerprint_items(items: Sequence[Any]) -> str:
     """SHA-256 over the items: file paths with their size and modification time, array/tensor bytes, texts."""
     digest = hashlib.sha256(str(len(items)).encode())
     for item in items:
-        if isinstance(item, (str, os.PathLike)) and Path(item).is_file():
+        if isinstance(item, (str, os.PathLike)) and _is_file(item):
             stat = Path(item).stat()
             digest.update(f"file:{Path(item).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         elif isinstance(item, np.ndarray):
@@ -74,6 +74,13 @@ def fingerprint_items(items: Sequence[Any]) -> str:
         else:
             digest.update(f"value:{item!r}".encode())
     return digest.hexdigest()
+
+
+def _is_file(item: str | os.PathLike) -> bool:
+    try:
+        return Path(item).is_file()
+    except (OSError, ValueError):  # a text longer than a file name can be, or with a NUL byte, is no file
+        return False
 
 
 class FeatureCache:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+EMBEDDING_LEARNING_RATE = 1e-4  # frozen-probe recipe chosen on validation splits (QUALITY.md)
+CLASSIFICATION_LEARNING_RATE = 1e-3
+
 
 @dataclass
 class TrainConfig:
@@ -21,7 +24,11 @@ class TrainConfig:
         matryoshka_dims: also train each prefix of the embedding of these sizes (Matryoshka: the loss is summed
             over the truncated, renormalised prefixes), so ``encode(truncate_dim=...)`` stays good.
         logging_steps: log the training loss and learning rate every this many optimizer steps (to trackers).
-        learning_rate: peak learning rate of the model's trainable parameters.
+        learning_rate: peak learning rate of the model's trainable parameters (None: the measured default of the
+            task, `default_learning_rate`: 1e-4 for embeddings (QUALITY.md), 1e-3 for classifiers).
+        backbone_learning_rate: peak learning rate of the trainable backbone parameters when they train together
+            with a head (None: ``learning_rate``). A tenth of the head's rate with ``warmup_ratio=0.1`` is the
+            usual choice for full fine-tuning (not measured here yet).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (any ``torch.optim`` class name works too).
         optimizer_options: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
         loss_learning_rate: learning rate of the loss's own weights (ArcFace, proxies), in their own optimizer.
@@ -44,13 +51,14 @@ class TrainConfig:
         loss_options, miner_options: keyword arguments for the loss and the miner.
     """
 
-    epochs: int = 10
+    epochs: int = 15
     batch_size: int = 64
     gradient_accumulation_steps: int = 1
     mini_batch_size: int | None = None
     matryoshka_dims: tuple[int, ...] | None = None
     logging_steps: int = 10
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
+    backbone_learning_rate: float | None = None
     optimizer: str = "adam"
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     loss_learning_rate: float = 1e-2
@@ -85,8 +93,10 @@ class TrainConfig:
                 raise ValueError(
                     f"matryoshka_dims must be positive embedding sizes such as (256, 64), got {self.matryoshka_dims!r}."
                 )
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        for name in ("learning_rate", "backbone_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive (or None for the default), got {value}.")
         if self.scheduler not in (None, "cosine", "linear"):
             raise ValueError(f"scheduler must be None, 'cosine' or 'linear', got {self.scheduler!r}.")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -95,6 +105,17 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         if self.grad_clip is not None and not (0 < self.grad_clip < float("inf")):
             raise ValueError(f"grad_clip must be a positive number (e.g. 1.0), or None for none; got {self.grad_clip}.")
+
+    def default_learning_rate(self, task: str = "embedding") -> float:
+        """``learning_rate``, or the measured default of ``task`` when it is None.
+
+        Example:
+            >>> TrainConfig().default_learning_rate("classification")
+            0.001
+        """
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return CLASSIFICATION_LEARNING_RATE if task == "classification" else EMBEDDING_LEARNING_RATE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view, for checkpoints and reports (a loss or miner module by its class name)."""

@@ -37,7 +37,8 @@ def diverged_error(
 ) -> TrainingDivergedError:
     """The `TrainingDivergedError` for ``what`` went wrong (``"the loss is nan"``, ``"weights head.0.weight are
     not finite"``) at ``step`` (1-based, counted over the whole run) of ``epoch`` (0-based)."""
-    causes = [f"a learning rate too high for this model (learning_rate={config.learning_rate:g}: try 10x lower)"]
+    rate = config.default_learning_rate()
+    causes = [f"a learning rate too high for this model (learning_rate={rate:g}: try 10x lower)"]
     if config.grad_clip is None:
         causes.append("exploding gradients (try grad_clip=1.0)")
     if autocast_dtype is not None:

@@ -92,7 +92,9 @@ class Trainer:
         self.model.to(self.device, memory_format=torch.channels_last)
         self.loss.to(self.device)
         config = self.config
-        self.optimizers = [build_optimizer(params, config.optimizer, config.learning_rate, **config.optimizer_options)]
+        rate = config.default_learning_rate()
+        groups = self.parameter_groups(params)
+        self.optimizers = [build_optimizer(groups, config.optimizer, rate, **config.optimizer_options)]
         loss_params = [p for p in self.loss.parameters() if p.requires_grad]
         if loss_params:  # ArcFace / proxy weights learn at their own, usually larger, rate
             self.optimizers.append(build_optimizer(loss_params, config.optimizer, config.loss_learning_rate))
@@ -111,6 +113,19 @@ class Trainer:
         if self._resume_state is not None:
             self._restore(self._resume_state)
         return model
+
+    def parameter_groups(self, params: list[nn.Parameter]) -> list[nn.Parameter] | list[dict[str, Any]]:
+        """The trainable parameters, split into the backbone's (at ``backbone_learning_rate``) and the rest when
+        that rate is set and the model has a backbone that trains."""
+        backbone = getattr(self.model, "backbone", None)
+        if self.config.backbone_learning_rate is None or backbone is None:
+            return params
+        inside = {id(p) for p in backbone.parameters()}
+        groups = [
+            {"params": [p for p in params if id(p) in inside], "lr": self.config.backbone_learning_rate},
+            {"params": [p for p in params if id(p) not in inside]},
+        ]
+        return [group for group in groups if group["params"]]
 
     def compute_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The loss of one batch: ``(inputs, labels)``, or ``(queries, documents, scores, negatives)`` for pairs

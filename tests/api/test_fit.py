@@ -9,7 +9,7 @@ from tiny_backend import TinyResNet
 
 import finetuner
 from finetuner.data import DataError
-from finetuner.tailor import ClassificationHead, ProjectionHead
+from finetuner.tailor import ClassificationHead, ResidualProjectionHead
 from finetuner.training import Callback, EarlyStopping, WiSEFTCallback
 
 
@@ -49,7 +49,7 @@ def test_frozen_backbone_is_bit_identical_and_only_the_head_trains(small_data, e
         if name.startswith("head.") and tensor.is_floating_point() and not torch.equal(tensor, snapshot.start[name])
     ]
     assert head_changed
-    assert isinstance(run.model.head, ProjectionHead)
+    assert isinstance(run.model.head, ResidualProjectionHead)  # the default head
     assert {"before", "after"} <= set(run.metrics)
     assert len(run.history) == 2 and all(np.isfinite(r["loss"]) for r in run.history)
     assert "eval/map@r" in run.history[-1]

@@ -31,7 +31,7 @@ def image_items(tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_model():
     """test_cnn with a projection head (BatchNorm in it), 32x32 inputs."""
-    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=16)
+    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=16, head="projection")
     model.head.layers[1].running_mean.uniform_(-0.5, 0.5)  # BatchNorm statistics that are not the identity
     model.head.layers[1].running_var.uniform_(0.5, 2.0)
     return model.eval()

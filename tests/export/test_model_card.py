@@ -21,7 +21,7 @@ CARD = ModelCardData(
 
 
 def test_saved_folder_has_a_full_card_that_survives_reload(tmp_path):
-    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=16, freeze=True)
+    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=16, freeze=True, head="projection")
     model.card_data = CARD
     model.save(tmp_path / "model")
     card = (tmp_path / "model" / "README.md").read_text()

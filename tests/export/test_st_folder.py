@@ -51,7 +51,8 @@ def test_projection_head_with_batchnorm_and_cut_layers(hf_folder, tmp_path, pool
     from sentence_transformers import SentenceTransformer
 
     model = finetuner.build_model(
-        str(hf_folder), output_dim=8, layer_name="transformer.encoder.layer.1", pooling=pooling, max_length=12
+        str(hf_folder), output_dim=8, head="projection", layer_name="transformer.encoder.layer.1", pooling=pooling,
+        max_length=12,
     )
     for norm in (model.head.layers[1], model.head.layers[4]):  # statistics a few training steps would leave
         norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.2, 3), norm.weight.data.uniform_(0.5, 2)

@@ -15,7 +15,7 @@ from finetuner.tailor import head_from_config
 
 @pytest.fixture(scope="module")
 def timm_model():
-    model = finetuner.build_model("timm:test_resnet", pretrained=False, output_dim=8)
+    model = finetuner.build_model("timm:test_resnet", pretrained=False, output_dim=8, head="projection")
     model.head.layers[1].running_var.uniform_(0.5, 2.0)
     return model.eval()
 
@@ -60,7 +60,7 @@ def test_pretrained_cfg_overlay_file_route(timm_model, tmp_path):
 
 
 def test_vit_with_class_token_pooling(tmp_path):
-    model = finetuner.build_model("timm:test_vit", pretrained=False, output_dim=8).eval()
+    model = finetuner.build_model("timm:test_vit", pretrained=False, output_dim=8, head="projection").eval()
     folder = model.export(tmp_path / "vit", format="timm")
     x = torch.randn(2, *model.preprocessing.input_size)
     net = timm.create_model(f"local-dir:{folder}", pretrained=True)
@@ -86,7 +86,7 @@ def test_torchvision_resnet_maps_onto_timm(tmp_path):
     ],
 )
 def test_what_timm_cannot_rebuild_raises(tmp_path, name, options, message):
-    model = finetuner.build_model(name, pretrained=False, output_dim=8, **options)
+    model = finetuner.build_model(name, pretrained=False, output_dim=8, head="projection", **options)
     with pytest.raises(ValueError, match=message):
         model.export(tmp_path / "timm", format="timm")
     assert not (tmp_path / "timm").exists()

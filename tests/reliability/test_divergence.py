@@ -35,7 +35,7 @@ def fit(arrays, tmp_path, **overrides):
 def test_a_huge_learning_rate_stops_with_a_clear_error_and_saves_nothing(arrays, tmp_path):
     """The reported bug: learning_rate=1e9 used to train on and save inf BatchNorm statistics, with exit code 0."""
     with pytest.raises(TrainingDivergedError) as error:
-        fit(arrays, tmp_path, learning_rate=1e9)
+        fit(arrays, tmp_path, learning_rate=1e9, head="projection")  # the reported case: BatchNorm went inf
     message = str(error.value)
     assert "\n" not in message
     assert "epoch 1/3" in message and "learning_rate=1e+09" in message and "grad_clip=1.0" in message, message

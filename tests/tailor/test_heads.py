@@ -70,7 +70,7 @@ def test_registry_holds_every_builtin_head_by_name_and_type():
         if isinstance(cls, type) and issubclass(cls, Head) and cls.__module__ == module.__name__ and cls is not Head
     }
     assert {cls.__name__ for cls in defined} <= set(package.__all__)  # every module's head is exported
-    assert {cls.head_name for cls in defined} == {"classification", "linear", "projection"}
+    assert {cls.head_name for cls in defined} == {"classification", "linear", "projection", "residual"}
     assert {"classification", "linear", "projection", "scaled"} <= set(list_heads())
     builtin = {"linear": LinearHead, "projection": ProjectionHead, "classification": ClassificationHead}
     for name, cls in builtin.items():

@@ -146,3 +146,8 @@ def test_augmented_views_differ_with_dataloader_workers(tmp_path):
     cache, cpu = FeatureCache(tmp_path), torch.device("cpu")
     views = cache.features(net, fingerprint_module(net), items, augmenting, device=cpu, views=2, num_workers=1)
     assert not torch.equal(views[0], views[1])  # each view its own seed, also in worker processes
+
+def test_long_texts_and_texts_with_nul_bytes_are_fingerprinted_as_values():
+    texts = ["word " * 100, "a\x00b"]  # too long for a file name; a NUL byte
+    assert fingerprint_items(texts) == fingerprint_items(list(texts))
+    assert fingerprint_items(texts) != fingerprint_items(["word " * 99, "a\x00b"])

@@ -103,3 +103,24 @@ def test_test_data_is_scored_before_and_after_but_never_chooses(small_data, eval
     test = run.metrics["test"]
     assert test["after"]["map@r"] == pytest.approx(finetuner.evaluate(run.model, eval_data)["map@r"], abs=1e-4)
     assert set(test["before"]) == set(test["after"]) and test["before"] != test["after"]
+
+
+def test_epoch_zero_of_the_default_head_retrieves_like_the_frozen_features(small_data, tmp_path):
+    """The residual head starts at the PCA of the training features: before any step, validation retrieval is the
+    backbone's own (the guard's reference) within a small tolerance."""
+    from finetuner.tailor import ResidualProjectionHead
+
+    width = finetuner.build_model("test_cnn", pretrained=False).feature_dim()
+    common = dict(pretrained=False, freeze=True, epochs=1, batch_size=16, cache_dir=tmp_path, val_split=0.25,
+                  val_class_split=0.3)
+    # uncentred and as wide as the features: the start is the identity, so epoch 0 is the frozen features exactly
+    head = ResidualProjectionHead(width, width, center=False)
+    run = finetuner.fit("test_cnn", small_data, head=head, output_dim=width, **common)
+    start, before = run.metrics["selection"]["candidates"][0], run.metrics["before"]
+    assert start["epoch"] == 0
+    assert start["score"] == pytest.approx(before["seen/map@r"], abs=1e-6)
+    assert start["guard"] == pytest.approx(before["new/map@r"], abs=1e-6)
+    # the default (centred PCA to a smaller size) starts close to them
+    run = finetuner.fit("test_cnn", small_data, output_dim=width // 2, **common)
+    start, before = run.metrics["selection"]["candidates"][0], run.metrics["before"]
+    assert start["score"] == pytest.approx(before["seen/map@r"], abs=0.15)

@@ -8,12 +8,14 @@ from finetuner.tailor.heads.base import Head, check_head, create_head, head_from
 from finetuner.tailor.heads.classification import ClassificationHead
 from finetuner.tailor.heads.linear import LinearHead
 from finetuner.tailor.heads.projection import ProjectionHead
+from finetuner.tailor.heads.residual import ResidualProjectionHead
 
 __all__ = [
     "ClassificationHead",
     "Head",
     "LinearHead",
     "ProjectionHead",
+    "ResidualProjectionHead",
     "check_head",
     "create_head",
     "head_from_config",
