@@ -121,20 +121,23 @@ class HeadProbe(Callback):
                 trainer.history[-1][f"{name}/recall@1"] = scores(trainer.model(features), labels)["recall@1"]
 
 
-def finetuner_fit(features, labels, train, evals: dict[str, np.ndarray], recipe: dict, seed: int = 0, eval_data=None):
+def finetuner_fit(
+    features, labels, train, evals: dict[str, np.ndarray], recipe: dict, seed: int = 0, test_data=None, **fit_options
+):
     """`finetuner.fit` of a frozen probe on cached features: ``(run, per-epoch Recall@1 of each eval set)``.
 
-    ``eval_data`` (indices) is fit's own evaluation (metrics before / after); ``evals`` are scored every epoch."""
+    ``test_data`` (indices) is scored by fit before and after but never chooses anything; fit takes its own
+    validation out of ``train`` (its defaults) unless ``fit_options`` say otherwise; ``evals`` are scored every
+    epoch."""
     options = dict(recipe)
     head = create_head(options.pop("head"), features.shape[1], OUTPUT_DIM, **options.pop("head_options", {}))
-    head.initialize(features[train])  # what fit does itself once the lead wires Head.initialize
     probe = HeadProbe({name: (features[idx], labels[idx]) for name, idx in evals.items()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the class-balanced sampler's size adjustments
         run = finetuner.fit(
             feature_backbone(features.shape[1]),
             as_items(features, labels, train),
-            None if eval_data is None else as_items(features, labels, eval_data),
+            test_data=None if test_data is None else as_items(features, labels, test_data),
             layer_name="0",
             freeze=True,
             head=head,
@@ -143,6 +146,7 @@ def finetuner_fit(features, labels, train, evals: dict[str, np.ndarray], recipe:
             seed=seed,
             callbacks=[probe],
             **options,
+            **fit_options,
         )
     return run, {name: [r[f"{name}/recall@1"] for r in run.history] for name in evals}
 
@@ -165,7 +169,8 @@ def search(data: BenchData, features: torch.Tensor, seed: int, epochs: int) -> l
         for name, recipe in CANDIDATES.items():
             recipe = {**recipe, "epochs": recipe.get("epochs", epochs)}
             evals = {"items": held_items, "classes": held_classes}
-            _, curves = finetuner_fit(features, labels, fit_part, evals, recipe, seed)
+            everything = {"val_split": 0.0, "val_class_split": 0.0}  # the carve is the validation here
+            _, curves = finetuner_fit(features, labels, fit_part, evals, recipe, seed, **everything)
             print(f"{data.name} {split} {name}: items {np.round(np.array(curves['items']) - before['items'], 3)} "
                   f"classes {np.round(np.array(curves['classes']) - before['classes'], 3)}", flush=True)
             for epoch, (items, classes) in enumerate(zip(curves["items"], curves["classes"]), start=1):
@@ -214,7 +219,7 @@ def table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
         fit_part, held_items, held_classes = validation_carve(train, labels, seed)
         results = {"before": scores(features[test], labels[test])}
         for name, recipe in RECIPES.items():
-            run, _ = finetuner_fit(features, labels, train, {}, recipe, seed, eval_data=test)
+            run, _ = finetuner_fit(features, labels, train, {}, recipe, seed, test_data=test)
             results[f"finetuner ({name})"] = scores(encode_head(run, features[test]), labels[test])
         results["PML"] = pml_peer(features, labels, train, test, (fit_part, held_items, held_classes), seed)
         if data.kind == "text":
