@@ -4,6 +4,7 @@ write outputs. `api.fit` calls them in order."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 
 from finetuner.config import EvalConfig, FitConfig, OutputConfig
 from finetuner.core.device import autocast_dtype, resolve_device
+from finetuner.core.files import atomic_file
 from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out, hold_out_indices, load_data
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.export import ModelCardData
@@ -482,7 +484,13 @@ def card_data(
 
 
 def write_outputs(run: Run, output: OutputConfig) -> None:
-    """``output_dir/model`` and ``output_dir/report`` (rank 0 only)."""
-    if output.output_dir is not None and distributed.is_main_process():
-        run.save(Path(output.output_dir) / "model")
-        run.report(Path(output.output_dir) / "report")
+    """``output_dir/model``, ``output_dir/report``, ``metrics.json`` (`Run.metrics`) and ``fit_config.json`` (the
+    settings: ``finetuner fit ... --config output_dir/fit_config.json`` runs them again), on rank 0 only."""
+    if output.output_dir is None or not distributed.is_main_process():
+        return
+    folder = Path(output.output_dir)
+    run.save(folder / "model")
+    run.report(folder / "report")
+    for name, content in (("metrics.json", run.metrics), ("fit_config.json", run.config)):
+        with atomic_file(folder / name) as path:
+            path.write_text(json.dumps(content, indent=2, default=str))

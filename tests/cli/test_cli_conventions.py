@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 import finetuner
@@ -61,3 +63,20 @@ def test_print_config_writes_what_fit_reads_and_python_gets_the_same(tmp_path):
     assert from_file.to_dict() == python.to_dict()
     again = runner.invoke(app, ["fit", "test_cnn", "data", "--print-config", "--config", str(path)])
     assert json.loads(again.output) == json.loads(printed.output)
+
+
+def test_cli_and_python_produce_the_same_run_from_one_config_file(tmp_path):
+    from finetuner.data import export_fashion_mnist
+
+    data = export_fashion_mnist(tmp_path / "data", "train", per_class=4)
+    config = FitConfig.from_options(pretrained=False, freeze=True, output_dim=8, epochs=2, batch_size=16,
+                                    num_workers=0, cache_dir=str(tmp_path / "cache"))
+    path = config.save(tmp_path / "run.yaml")
+    result = runner.invoke(app, ["fit", "test_cnn", str(data), "--config", str(path),
+                                 "--output-dir", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    run = finetuner.fit("test_cnn", str(data), config=path)
+    from_cli = finetuner.load(tmp_path / "cli" / "model")
+    for (name, a), b in zip(run.model.state_dict().items(), from_cli.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu()), name
+    assert run.metrics["after"] == pytest.approx(json.loads((tmp_path / "cli" / "metrics.json").read_text())["after"])
