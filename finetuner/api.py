@@ -282,9 +282,9 @@ def fit(
         metrics["test"] = {"before": before["test"], "after": after}
     if selection is not None:
         metrics["selection"] = selection.result()
+        logger.info("%s", _fit.selection_summary(metrics, data))
     if probed is not None:
         metrics["probe"] = probed
-        logger.info("%s", _fit.selection_summary(metrics, data))
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
