@@ -21,6 +21,7 @@ from finetuner.data import DataError, DataKind, LabeledData, PairData, hold_out,
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.export import ModelCardData
 from finetuner.model import EmbeddingModel
+from finetuner.models import get_entry
 from finetuner.run import Run
 from finetuner.tailor import Head
 from finetuner.training import build_loss, build_miner, distributed
@@ -471,6 +472,7 @@ def card_data(
         evaluation["held_out_classes"] = list(data.held_out_classes)
     return ModelCardData(
         base_model=str(model) if isinstance(model, (str, Path)) else type(model).__name__,
+        weights=_weights_source(model, config),
         frozen=config.model.freeze if config.model.freeze else None,
         lora=config.model.lora if isinstance(config.model.lora, dict) else None,
         loss=type(loss).__name__,
@@ -481,6 +483,16 @@ def card_data(
         eval_data=evaluation,
         metrics=scored,
     )
+
+
+def _weights_source(model: Any, config: FitConfig) -> str | None:
+    """Where the pretrained weights came from, in words: a file given as ``weights``, a registered entry's source."""
+    if not config.model.pretrained:
+        return "none (random initialisation)"
+    if "weights" in config.model.model_options:
+        return str(config.model.model_options["weights"])
+    entry = get_entry(model) if isinstance(model, str) else None
+    return entry.weights if entry is not None else None
 
 
 def write_outputs(run: Run, output: OutputConfig) -> None:

@@ -38,7 +38,8 @@ def write_report(
         history: one record per epoch, e.g. ``{"epoch": 1, "loss": 0.9, "eval/recall@1": 0.6}``.
         metrics: metric values per stage, e.g. ``{"before": {"recall@1": 0.5}, "after": {"recall@1": 0.7}}``; the
             change column compares the first stage with the last. The ``"selection"`` entry (`fit`'s model
-            selection: ``reason``, ``candidates``) and the ``"probe"`` entry (``layer_name="auto"``: the leaderboard)
+            selection: ``reason``, ``candidates``), the ``"test"`` entry (``before`` / ``after`` on test data) and
+            the ``"probe"`` entry (``layer_name="auto"``: the leaderboard)
             get their own sections.
         config: the run's settings, shown as a table (nested mappings as dotted keys).
         examples: retrieval examples, each ``{"query", "results", "relevant", "query_label", "result_labels"}``;
@@ -60,7 +61,7 @@ def write_report(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    selection, probed = metrics.get("selection"), metrics.get("probe")
+    selection, probed, test = metrics.get("selection"), metrics.get("probe"), metrics.get("test")
     metrics = {stage: values for stage, values in metrics.items() if stage in ("before", "after")}
     loss_png = _save_plot(training_curves(history), folder / LOSS_FILE)
     metrics_png = _save_plot(metrics_chart(metrics), folder / METRICS_FILE)
@@ -72,6 +73,8 @@ def write_report(
         )
     loss_body = _html.png_img(loss_png, "training curves", "plot") if loss_png else _html.empty("No training history.")
     sections = [_html.section("Metrics", metrics_body)]
+    if test:
+        sections.append(_html.section("Test data (never used for any choice)", _html.metrics_table(test)))
     if selection:
         sections.append(_html.section("Model selection", _html.selection_block(selection)))
     if probed:

@@ -106,3 +106,10 @@ def test_model_selection_gets_its_own_section_not_a_metrics_column(tmp_path):
     _, page = _write(tmp_path, history=[], metrics=metrics, config={})
     assert "Model selection" in page and "best validated candidate" in page and "epoch 2" in page
     assert "<th class=\"num\">selection</th>" not in page
+
+
+def test_test_data_gets_its_own_table(tmp_path):
+    metrics = {"before": {"map@r": 0.5}, "after": {"map@r": 0.7},
+               "test": {"before": {"map@r": 0.41}, "after": {"map@r": 0.63}}}
+    _, page = _write(tmp_path, history=[], metrics=metrics, config={})
+    assert "Test data (never used for any choice)" in page and "0.6300" in page
