@@ -78,7 +78,7 @@ def bench_frozen_fit(args, rows: list) -> None:
     ref, our = side_by_side(reference, ours, args.repeats)
     rows.append(("P1", "frozen fit, 10 epochs", "one plain forward pass", f"{our / ref:.2f}x the time", "<= 1.3x"))
 
-    head = finetuner.tailor.ProjectionHead(model.head.layers[0].in_features, 128)
+    head = finetuner.tailor.ProjectionHead(model.feature_dim(), 128)
     loss_fn = finetuner.training.build_loss("TripletMarginLoss")
 
     def naive() -> None:  # what the usual loops do: the frozen backbone runs again every epoch

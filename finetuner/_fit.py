@@ -113,19 +113,7 @@ def choose_layer_and_head(model: Any, data: FitData, config: FitConfig) -> tuple
     else:
         heads = [f"{head}:{chosen.output_dim}" if chosen.output_dim else "none"]
     training = config.training
-    recipe = Recipe(
-        loss=training.loss or "TripletMarginLoss",
-        miner=training.miner,
-        loss_options=training.loss_options,
-        miner_options=training.miner_options,
-        batch_size=training.batch_size,
-        learning_rate=training.learning_rate,
-        optimizer=training.optimizer,
-        num_items_per_class=training.num_items_per_class,
-        precision=training.precision,
-        device=training.device,
-        seed=training.seed,
-    )
+    recipe = Recipe.from_training(training)
     board = probe(
         model,
         data.source if data.source is not None else data.train,

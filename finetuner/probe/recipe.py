@@ -65,6 +65,19 @@ class Recipe:
             num_workers=0,
         )
 
+    @classmethod
+    def from_training(cls, training: TrainConfig, *, keep: Sequence[str] = ("epochs",)) -> Recipe:
+        """The recipe of a `TrainConfig` (what `fit(layer_name="auto")` probes with); the fields in ``keep`` stay at
+        the probe's own defaults (a short run: ``epochs``).
+
+        Example:
+            >>> Recipe.from_training(TrainConfig(learning_rate=3e-4)).learning_rate
+            0.0003
+        """
+        names = [f.name for f in dataclasses.fields(cls) if f.name not in keep]
+        values = {name: getattr(training, name) for name in names}
+        return cls(**{**values, "loss": values["loss"] or cls.loss})
+
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some settings changed (unknown names raise ``ValueError``)."""
         names = {f.name for f in dataclasses.fields(self)}
