@@ -216,6 +216,7 @@ class TrainingPlan:
     train_features: dict[str, list[torch.Tensor]] | None = None
     set_features: dict[str, dict[str, torch.Tensor]] | None = None  # per scored set, per column
     batch_size: int = 64
+    distractor_labels: np.ndarray | None = None  # training labels, when validation shares their class numbering
 
     @property
     def evaluator(self) -> ValidationEvaluator | None:
@@ -226,8 +227,17 @@ class TrainingPlan:
         """Metrics of the model as it is now: the head on cached features when available."""
         if self.set_features is not None:
             outputs = {k: head_outputs(self.model, v) for k, v in self.set_features[which].items()}
-            return self.evaluators[which].from_outputs(outputs)
+            return self.evaluators[which].from_outputs(outputs, self._distractors(which, tuned=True))
         return self.evaluators[which](lambda items: self.model.evaluation_outputs(items, self.batch_size))
+
+    def _distractors(self, which: str, tuned: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """The training items as extra old-class items for held-out-class queries of validation data held out of
+        the same data set (same class numbering), with cached features; None otherwise."""
+        if which != "validation" or self.distractor_labels is None or self.train_features is None:
+            return None
+        features = self.train_features["items"][0]
+        outputs = head_outputs(self.model, features) if tuned else features.float().numpy()
+        return outputs, self.distractor_labels
 
     def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
@@ -236,7 +246,7 @@ class TrainingPlan:
             return self.metrics(which)
         if self.set_features is not None:
             outputs = {k: v.float().numpy() for k, v in self.set_features[which].items()}
-            return self.evaluators[which].from_outputs(outputs)
+            return self.evaluators[which].from_outputs(outputs, self._distractors(which, tuned=False))
         return self.evaluators[which](lambda items: self.model.outputs(self.model.features, items, self.batch_size))
 
 
@@ -257,6 +267,8 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
         for name, scored in data.scored_sets().items()
     }
     plan = TrainingPlan(model, model, None, evaluators, batch_size=training.batch_size)
+    if data.source is not None and model.task == "embedding":  # validation held out of the training data
+        plan.distractor_labels = np.asarray(data.train.labels)
     cached = config.cache.cache and model.head is not None and backbone_is_frozen(model)
     sampler = make_batch_sampler(data.train, loss, training, sharded=not cached)
     if cached:

@@ -86,16 +86,28 @@ class ValidationEvaluator:
     def __call__(self, encode: EncodeFn) -> dict[str, float]:
         return self.from_outputs({column: encode(items) for column, items in self.columns().items()})
 
-    def from_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Metrics of the whole set plus each part's, prefixed ``seen/`` and ``new/``."""
+    def from_outputs(
+        self, outputs: Mapping[str, np.ndarray], distractors: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict[str, float]:
+        """Metrics of the whole set plus each part's, prefixed ``seen/`` and ``new/``.
+
+        ``distractors``: ``(outputs, labels)`` of more items of the training classes (labels in this set's class
+        numbering), added to the index that ``new/`` queries search, so held-out classes are scored among as many
+        old items as a real catalogue has, not only the few validation ones. ``seen/`` never searches them (they
+        would be its own training items).
+        """
         metrics = self.whole.from_outputs(outputs)
         if not self.parts:
             return metrics
         items, labels = np.asarray(outputs["items"]), self.whole.labels
         for name, rows in self.parts.items():
-            index = np.concatenate([rows, np.setdiff1d(np.arange(len(items)), rows)])  # query i is index row i
+            order = np.concatenate([rows, np.setdiff1d(np.arange(len(items)), rows)])  # query i is index row i
+            index, index_labels = items[order], labels[order]
+            if name == NEW and distractors is not None:
+                index = np.concatenate([index, np.asarray(distractors[0], dtype=index.dtype)])
+                index_labels = np.concatenate([index_labels, np.asarray(distractors[1])])
             part = retrieval_metrics(
-                items[rows], labels[rows], items[index], labels[index], exclude_self=True, k=self.k,
+                items[rows], labels[rows], index, index_labels, exclude_self=True, k=self.k,
                 max_queries=self.max_queries,
             )  # fmt: skip
             metrics.update({f"{name}/{key}": value for key, value in part.items()})

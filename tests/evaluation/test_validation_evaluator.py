@@ -35,3 +35,18 @@ def test_no_parts_without_both_kinds_of_classes():
     evaluator = ValidationEvaluator(data, train_classes=["a", "b"], k=(1,))
     assert evaluator.guard_key is None and evaluator.selection_key == "map@r"
     assert not any(key.startswith(("seen/", "new/")) for key in evaluator(lambda x: np.asarray(x, np.float32)))
+
+
+def test_distractors_join_the_index_of_new_class_queries_only():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0.3, 1], [0.2, 1]], dtype=np.float32)
+    labels = [0, 0, 1, 1]
+    data = LabeledData(vectors.tolist(), labels, ["old", "new"])
+    evaluator = ValidationEvaluator(data, train_classes=["old"], k=(1,))
+    outputs = {"items": vectors}
+    alone = evaluator.from_outputs(outputs)
+    distractor = np.array([[0.25, 1]], dtype=np.float32)  # an old-class training item right among the new ones
+    crowded = evaluator.from_outputs(outputs, (distractor, np.array([0])))
+    assert alone["new/recall@1"] == 1.0 and crowded["new/recall@1"] == 0.0  # both new items now find it first
+    assert crowded["seen/recall@1"] == alone["seen/recall@1"]  # seen queries never search training items
+    everything = np.concatenate([vectors, distractor])
+    assert crowded["new/recall@1"] == naive_recall_at_1(everything, np.array(labels + [0]), [2, 3])
