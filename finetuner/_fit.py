@@ -304,8 +304,7 @@ def initialize_head(plan: TrainingPlan, data: FitData, sample_size: int = 4096) 
         items = [item for column in columns(data.train).values() for item in column]
         rng = np.random.default_rng(0)
         picked = [items[i] for i in np.sort(rng.permutation(len(items))[:sample_size])]
-        features = torch.from_numpy(plan.model.outputs(plan.model.features, picked, plan.batch_size))
-        sample = features[torch.randperm(len(features), generator=torch.Generator().manual_seed(0))[:sample_size]]
+        sample = torch.from_numpy(plan.model.outputs(plan.model.features, picked, plan.batch_size))
     head.initialize(sample.float().to(next(head.parameters()).device))
 
 

@@ -9,7 +9,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from finetuner.config import FitConfig, ModelConfig
@@ -177,15 +176,9 @@ def _resolve_freeze(module: nn.Module, freeze: bool | str | Sequence[str]) -> bo
 
 
 def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
-    from finetuner.core.device import move_to
+    from finetuner.tailor import output_width
 
-    was_training = tailored.training
-    tailored.eval()
-    with torch.no_grad():
-        inputs = move_to(example_input, torch.device("cpu"))
-        features = tailored.features(inputs)
-    tailored.train(was_training)
-    return int(features.shape[1])
+    return output_width(tailored, tailored.features, example_input)
 
 
 def _make_head(head: str | nn.Module, tailored: nn.Module, example_input: Any, output_dim: int) -> nn.Module:

@@ -100,14 +100,9 @@ class EmbeddingModel(TailoredModel):
         return self._width(self.features if self.task == "classification" else self)
 
     def _width(self, fn: Callable[[Any], torch.Tensor]) -> int:
-        from finetuner.core.device import move_to
+        from finetuner.tailor import output_width
 
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            outputs = fn(move_to(self.example_input(), self._device()))
-        self.train(was_training)
-        return int(outputs.shape[1])
+        return output_width(self, fn, self.example_input())
 
     def _device(self) -> torch.device:
         parameter = next(self.parameters(), None)

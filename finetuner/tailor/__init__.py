@@ -23,7 +23,7 @@ from finetuner.tailor.inspection import LayerInfo, default_embedding_layer, dens
 from finetuner.tailor.multilayer import LayerFeatures, layer_features
 from finetuner.tailor.pooling import FeaturePool
 from finetuner.tailor.surgery import EarlyExit, Removed, chop
-from finetuner.tailor.tailored import TailoredModel, attach, to_embedding_model
+from finetuner.tailor.tailored import TailoredModel, attach, output_width, to_embedding_model
 
 __all__ = [
     "ClassificationHead",
@@ -48,6 +48,7 @@ __all__ = [
     "freeze",
     "head_from_config",
     "is_frozen",
+    "output_width",
     "list_heads",
     "layer_features",
     "summary",

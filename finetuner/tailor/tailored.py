@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -49,6 +49,26 @@ class TailoredModel(nn.Module):
     def forward(self, inputs: Inputs | None = None, **keyword_inputs: torch.Tensor) -> torch.Tensor:
         features = self.features(inputs, **keyword_inputs)
         return self.head(features) if self.head is not None else features
+
+
+def output_width(model: nn.Module, fn: Callable[[Inputs], torch.Tensor], example_input: Inputs) -> int:
+    """The size of ``fn(example_input)``'s last dimension, run in eval mode without gradients on ``model``'s device
+    (``model``'s train/eval mode is restored).
+
+    Example:
+        >>> output_width(emb, emb.features, torch.zeros(2, 3, 32, 32))  # doctest: +SKIP
+        512
+    """
+    from finetuner.core.device import move_to
+
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = fn(move_to(example_input, device))
+    model.train(was_training)
+    return int(outputs.shape[-1])
 
 
 def _one_input(inputs: Inputs | None, keyword_inputs: dict[str, torch.Tensor]) -> Inputs:
