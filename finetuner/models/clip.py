@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import Backend, register_backend
+from finetuner.models.backend import Backbone, Backend, register_backend
 from finetuner.models.weights import WeightsNotFoundError, load_state_dict
 
 PREFIX = "open_clip:"
