@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import import_module
 from typing import Any, Generic, TypeVar
 
@@ -48,7 +48,7 @@ class Registry(Generic[T]):
         >>> heads.get("gatd")
         Traceback (most recent call last):
         ...
-        ValueError: Unknown head 'gatd'. Did you mean 'gated'? Known: gated.
+        ValueError: Unknown head 'gatd'. Did you mean 'gated'? Known: 'gated'.
     """
 
     def __init__(self, family: str, package: str | None = None, *, base: type | None = None, fix: str = "") -> None:
@@ -56,8 +56,9 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._discovered = package is None
 
-    def register(self, name: str, obj: T | None = None) -> Any:
-        """Register ``obj`` as ``name`` and return it; without ``obj``, a decorator that does so.
+    def register(self, name: str, obj: T | None = None, *, aliases: Sequence[str] = ()) -> Any:
+        """Register ``obj`` as ``name`` (and each of ``aliases``) and return it; without ``obj``, a decorator that
+        does so. Every name is checked before any is taken, so a clash leaves nothing half-registered.
 
         The same definition registered again (a re-imported module, a re-run notebook cell) replaces the old entry.
         A registration from outside the registry's folder first imports the built-ins, so a clash with one is
@@ -73,17 +74,19 @@ class Registry(Generic[T]):
             <function <lambda> at ...>
         """
         if obj is None:
-            return lambda value: self.register(name, value)
+            return lambda value: self.register(name, value, aliases=aliases)
         self._check_base(obj)
         if self.package and not getattr(obj, "__module__", "").startswith(self.package + "."):
             self.discover()
-        known = self._entries.get(name)
-        if known is not None and known is not obj and origin(known) != origin(obj):
-            raise ValueError(
-                f"A {self.family} named {name!r} is already registered ({origin(known)}): give {origin(obj)} "
-                "another name."
-            )
-        self._entries[name] = obj
+        names = [name, *aliases]
+        for key in names:
+            known = self._entries.get(key)
+            if known is not None and known is not obj and origin(known) != origin(obj):
+                raise ValueError(
+                    f"A {self.family} named {key!r} is already registered ({origin(known)}): give {origin(obj)} "
+                    "another name."
+                )
+        self._entries.update(dict.fromkeys(names, obj))
         return obj
 
     def unregister(self, name: str) -> T:
@@ -103,7 +106,7 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             fix = f" {self.fix}" if self.fix else ""
-            raise ValueError(f"Unknown {self.family} {name!r}.{hint} Known: {', '.join(known) or 'none'}.{fix}")
+            raise ValueError(f"Unknown {self.family} {name!r}.{hint} Known: {', '.join(map(repr, known)) or 'none'}.{fix}")
         return found
 
     def find(self, name: str) -> T | None:
