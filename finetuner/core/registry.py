@@ -105,8 +105,9 @@ class Registry(Generic[T]):
             known = self.names()
             close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            listed = ", ".join(map(repr, known)) or "none"
             fix = f" {self.fix}" if self.fix else ""
-            raise ValueError(f"Unknown {self.family} {name!r}.{hint} Known: {', '.join(map(repr, known)) or 'none'}.{fix}")
+            raise ValueError(f"Unknown {self.family} {name!r}.{hint} Known: {listed}.{fix}")
         return found
 
     def find(self, name: str) -> T | None:

@@ -79,8 +79,8 @@ def build_clip(
     """
     import open_clip
 
-    from finetuner.data.image_text import ImageTextPreprocessing
     from finetuner.data.preprocessing import ImagePreprocessing
+    from finetuner.data.preprocessing.image_text import ImageTextPreprocessing
 
     config = _config(name)
     if pretrained and weights is None:

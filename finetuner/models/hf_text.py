@@ -162,7 +162,7 @@ def build_hf_text(
     """
     from transformers import AutoConfig, AutoModel
 
-    from finetuner.data.text import TextPreprocessing, load_tokenizer
+    from finetuner.data.preprocessing.text import TextPreprocessing, load_tokenizer
 
     folder = resolve_folder(name_or_path)
     settings = read_sentence_transformers_settings(folder)
