@@ -10,7 +10,7 @@ Example:
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from finetuner.core.version import __version__
 
 _EXPORTS = {
     "fit": "finetuner.api",

@@ -71,6 +71,6 @@ def batched_outputs(
 
 
 def _length_order(texts: Sequence[Any]) -> np.ndarray:
-    from finetuner.data.text import sort_by_length
+    from finetuner.data.preprocessing.text import sort_by_length
 
     return np.asarray(sort_by_length(list(texts)))

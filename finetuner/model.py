@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from finetuner.card import ModelCardData, frozen_summary, write_model_card
 from finetuner.core.files import atomic_folder, read_json, read_safetensors
 from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
-from finetuner.export.model_card import ModelCardData, frozen_summary, write_model_card
+from finetuner.core.version import __version__
 from finetuner.tailor import Head, TailoredModel
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class EmbeddingModel(TailoredModel):
         spec: JSON recipe to rebuild the architecture: ``backbone`` (a models spec), ``layer_name``, ``task``
             (``embedding`` or ``classification``), ``classes``.
 
-    ``card_data`` (a `finetuner.export.ModelCardData`: base model, data, loss, settings, metrics) feeds the
+    ``card_data`` (a `finetuner.card.ModelCardData`: base model, data, loss, settings, metrics) feeds the
     ``README.md`` model card that `save` writes; it is saved in ``config.json`` and restored by `load`.
 
     Example:
@@ -205,8 +206,6 @@ class EmbeddingModel(TailoredModel):
         """
         from safetensors.torch import save_model
 
-        import finetuner
-
         folder = Path(folder)
         # Parameters and normalisation statistics; other buffers may hold infinities by design (attention masks).
         statistics = [(n, b) for n, b in self.named_buffers() if n.endswith(("running_mean", "running_var"))]
@@ -222,7 +221,7 @@ class EmbeddingModel(TailoredModel):
             card_data.frozen = frozen_summary(self)
         config = {
             "format": FORMAT,
-            "finetuner_version": finetuner.__version__,
+            "finetuner_version": __version__,
             "torch_version": torch.__version__,
             "spec": self.spec,
             "pool": self.pool.config(),

@@ -20,11 +20,13 @@ import numpy as np
 
 from finetuner.export.onnx_encoder import OnnxEncoder
 from finetuner.export.onnx_model import export_onnx_model
+from finetuner.export.registry import register_exporter
 
 if TYPE_CHECKING:
     from finetuner.model import EmbeddingModel
 
 
+@register_exporter("onnx-int8")
 def export_onnx_int8(
     model: EmbeddingModel,
     path: Path,

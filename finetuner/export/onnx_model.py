@@ -18,11 +18,13 @@ from torch import nn
 from finetuner.export.onnx import export_onnx
 from finetuner.export.onnx_encoder import NORMALIZED_KEY, PREPROCESSING_KEY
 from finetuner.export.onnx_preprocessing import text_tokenizer_json
+from finetuner.export.registry import register_exporter
 
 if TYPE_CHECKING:
     from finetuner.model import EmbeddingModel
 
 
+@register_exporter("onnx")
 def export_onnx_model(
     model: EmbeddingModel,
     path: Path,

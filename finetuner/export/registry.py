@@ -1,25 +1,39 @@
-"""The export formats: one module per format, each with one function ``export(model, path, **options) -> Path``.
+"""The export formats: one module per format in this folder, each registering its function
+``export(model, path, **options) -> Path`` with ``@register_exporter("name")``.
 
-Adding a format is one module in this folder (its function takes the `EmbeddingModel` and the destination) plus one
-line in `FORMATS`; the modules are imported only when their format is used.
+Adding a format is one module here plus its test: `FORMATS` imports every module of the folder on its first lookup
+(the exporters import their heavy libraries inside the function).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from finetuner.core.registry import Registry
 
 if TYPE_CHECKING:  # export/ sits below model.py: exporters get the model object, never import the class
     from finetuner.model import EmbeddingModel
 
-# format name -> "module:function"; what each writes is in the function's docstring
-FORMATS = {
-    "onnx": "finetuner.export.onnx_model:export_onnx_model",
-    "onnx-int8": "finetuner.export.onnx_int8:export_onnx_int8",
-    "sentence-transformers": "finetuner.export.st_folder:export_sentence_transformers",
-    "timm": "finetuner.export.timm_folder:export_timm",
-}
+Exporter = Callable[..., Path]
+
+# format name -> exporter (``"onnx" in FORMATS``, ``sorted(FORMATS)``); what each writes is in its docstring
+FORMATS: Registry[Exporter] = Registry(
+    "export format", "finetuner.export", fix="Add one with @finetuner.export.register_exporter(name)."
+)
+
+
+def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
+    """Decorator that registers ``export(model, path, **options) -> Path`` as export format ``name``.
+
+    Example:
+        >>> @register_exporter("state-dict")
+        ... def export_state_dict(model, path: Path) -> Path:
+        ...     torch.save(model.state_dict(), path)
+        ...     return path  # doctest: +SKIP
+    """
+    return FORMATS.register(name)
 
 
 def export_model(model: EmbeddingModel, path: str | Path, format: str = "onnx", **options: Any) -> Path:
@@ -41,7 +55,4 @@ def export_model(model: EmbeddingModel, path: str | Path, format: str = "onnx", 
         >>> export_model(model, "out/model.onnx", format="onnx")  # doctest: +SKIP
         PosixPath('out/model.onnx')
     """
-    if format not in FORMATS:
-        raise ValueError(f"Unknown export format {format!r}: use one of {sorted(FORMATS)}.")
-    module_name, function = FORMATS[format].split(":")
-    return getattr(import_module(module_name), function)(model, Path(path), **options)
+    return FORMATS.get(format)(model, Path(path), **options)

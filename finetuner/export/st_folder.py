@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from finetuner.card import write_model_card
 from finetuner.core.files import atomic_folder
-from finetuner.export.model_card import write_model_card
+from finetuner.export.registry import register_exporter
 from finetuner.models.hf_text import EXAMPLE_TEXTS, HFTextEncoder
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ _ACTIVATIONS = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Identity, nn.
 _CHECK_TEXTS = (*EXAMPLE_TEXTS, "a", "Two words", "A much longer text, " * 20)
 
 
+@register_exporter("sentence-transformers")
 def export_sentence_transformers(
     model: EmbeddingModel, path: Path, *, check_texts: Sequence[str] = _CHECK_TEXTS, atol: float = 1e-5
 ) -> Path:

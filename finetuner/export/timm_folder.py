@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from finetuner.card import model_card
 from finetuner.core.files import atomic_folder
-from finetuner.export.model_card import model_card
+from finetuner.export.registry import register_exporter
 
 if TYPE_CHECKING:
     from finetuner.model import EmbeddingModel
@@ -27,6 +28,7 @@ HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
 
 
+@register_exporter("timm")
 def export_timm(model: EmbeddingModel, path: Path, *, atol: float = 1e-5) -> Path:
     """Write an image model's backbone as a timm folder, its head beside it, checked by loading it back with timm.
 

@@ -1,8 +1,8 @@
 """Model backends and their registry: names to networks with their preprocessing, weights read from disk only."""
 
 from finetuner.models._build import build_backbone, rebuild_backbone
-from finetuner.models.backbone import Backbone
 from finetuner.models.backend import (
+    Backbone,
     Backend,
     ModelEntry,
     backend_for,
@@ -16,6 +16,7 @@ from finetuner.models.backend import (
 from finetuner.models.weights import WeightsNotFoundError, cache_dir, load_state_dict
 
 __all__ = [
+    "BACKENDS",
     "Backbone",
     "Backend",
     "ModelEntry",

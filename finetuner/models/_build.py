@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import CustomBackend, backend_for, get_backend
+from finetuner.models.backend import Backbone, CustomBackend, backend_for, get_backend
 
 
 def build_backbone(

@@ -2,7 +2,9 @@
 
 A backend knows which names it builds, how to rebuild a saved architecture from its spec, and the few policies
 the API needs (does the encoder pool by itself, how a ``layer_name`` cut works, which pair loss suits it).
-Adding a model family is one module that subclasses `Backend` and calls `register_backend`.
+Adding a model family is one module in ``finetuner/models/`` that subclasses `Backend` and calls
+`register_backend`; `BACKENDS` imports every module of the folder on its first lookup. A `Backbone` is what a
+backend builds: the network, its preprocessing and the spec that rebuilds it.
 
 A name resolves (`backend_for`) in this order:
 
@@ -18,24 +20,44 @@ import difflib
 import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import import_module
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 
-if TYPE_CHECKING:
-    from finetuner.models.backbone import Backbone
+from finetuner.core.registry import Registry
 
-# Modules that register the built-in backends, imported on first lookup so `import finetuner` stays fast.
-_FAMILY_MODULES = (
-    "finetuner.models.torchvision_models",
-    "finetuner.models.timm_models",
-    "finetuner.models.efficientnet_lite",
-    "finetuner.models.hf_text",
-    "finetuner.models.clip",
-)
+
+@dataclass
+class Backbone:
+    """A network ready for Tailor.
+
+    Attributes:
+        module: the network, with pretrained weights when asked for.
+        preprocessing: turns raw items into inputs (`ImagePreprocessing` or `TextPreprocessing`).
+        spec: JSON recipe that rebuilds the same architecture without weights (see `rebuild_backbone`).
+        example_input: a batch the network accepts, used to inspect and chop it.
+        classifier: dotted name of the original classification layer, if the network has one.
+        extras: what else the family provides (CLIP: ``extras["tokenizer"]``).
+    """
+
+    module: nn.Module
+    preprocessing: Any
+    spec: dict[str, Any]
+    example_input: Any = None
+    classifier: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> Backend:
+        """The `Backend` that built this network (from ``spec["source"]``): its policies for the API.
+
+        Example:
+            >>> build_backbone("all-MiniLM-L6-v2").backend.pools_itself
+            True
+        """
+        return get_backend(self.spec.get("source"))
 
 
 @dataclass(frozen=True)
@@ -167,33 +189,21 @@ class CustomBackend(Backend):
         )
 
 
-_BACKENDS: dict[str, Backend] = {}
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in _FAMILY_MODULES:
-            import_module(module)
+# Every module of finetuner/models/ is imported on the first lookup: the family modules register the built-in
+# backends (`register_backend` at module level), so `import finetuner` stays fast and a new family is one module.
+BACKENDS: Registry[Backend] = Registry("model backend", "finetuner.models", base=Backend)
 
 
 def register_backend(backend: Backend) -> Backend:
     """Register ``backend`` under ``backend.name`` and return it (registering the same object again is a no-op).
 
+    Raises:
+        ValueError: another backend has this name (give yours another one, or `unregister_backend` it first).
+
     Example:
         >>> tiny = register_backend(TinyBackend())  # doctest: +SKIP
     """
-    _ensure_loaded()  # a clash with a built-in name is found now, whatever the import order
-    existing = _BACKENDS.get(backend.name)
-    if existing is not None and existing is not backend:
-        raise ValueError(
-            f"A backend named {backend.name!r} is already registered ({type(existing).__name__}): give yours "
-            f"another name, or call unregister_backend({backend.name!r}) first."
-        )
-    _BACKENDS[backend.name] = backend
-    return backend
+    return BACKENDS.register(backend.name, backend)
 
 
 def unregister_backend(name: str) -> None:
@@ -202,10 +212,7 @@ def unregister_backend(name: str) -> None:
     Example:
         >>> unregister_backend("mine")  # doctest: +SKIP
     """
-    _ensure_loaded()
-    if name not in _BACKENDS:
-        raise ValueError(f"No backend named {name!r} is registered: known backends are {sorted(_BACKENDS)}.")
-    del _BACKENDS[name]
+    BACKENDS.unregister(name)
 
 
 def list_backends() -> list[Backend]:
@@ -215,8 +222,7 @@ def list_backends() -> list[Backend]:
         >>> [backend.name for backend in list_backends()]
         ['clip', 'custom', 'hf_text', 'timm', 'torchvision']
     """
-    _ensure_loaded()
-    return [backend for _, backend in sorted(_BACKENDS.items())]
+    return [BACKENDS.get(name) for name in BACKENDS.names()]
 
 
 def get_backend(source: str | None) -> Backend:
@@ -226,14 +232,13 @@ def get_backend(source: str | None) -> Backend:
         >>> get_backend("clip").default_pair_loss
         'CLIPLoss'
     """
-    _ensure_loaded()
-    if source not in _BACKENDS:
+    if source not in BACKENDS:
         raise ValueError(
-            f"No model backend named {source!r} is registered (known: {', '.join(sorted(_BACKENDS))}). A model "
+            f"No model backend named {source!r} is registered (known: {', '.join(BACKENDS.names())}). A model "
             "saved from another backend needs the module that registers it imported first; a custom nn.Module "
             "is passed again: finetuner.load(folder, model=my_module)."
         )
-    return _BACKENDS[source]
+    return BACKENDS.get(source)
 
 
 def backend_for(name: str) -> Backend:
@@ -248,11 +253,11 @@ def backend_for(name: str) -> Backend:
     """
     entry = get_entry(name)
     if entry is not None:
-        return _BACKENDS[entry.backend]
-    for backend in _BACKENDS.values():
+        return BACKENDS.get(entry.backend)
+    for backend in BACKENDS.values():
         if backend.prefix and name.startswith(backend.prefix):
             return backend
-    for backend in sorted(_BACKENDS.values(), key=lambda b: (b.priority, b.name)):
+    for backend in sorted(BACKENDS.values(), key=lambda b: (b.priority, b.name)):
         if backend.matches(name):
             return backend
     raise unknown_model_error(name)
@@ -265,8 +270,7 @@ def get_entry(name: str) -> ModelEntry | None:
         >>> get_entry("efficientnet_lite0").backend
         'timm'
     """
-    _ensure_loaded()
-    return next((backend._entries[name] for backend in _BACKENDS.values() if name in backend._entries), None)
+    return next((backend._entries[name] for backend in BACKENDS.values() if name in backend._entries), None)
 
 
 def list_models(pattern: str = "*") -> list[ModelEntry]:
@@ -279,15 +283,13 @@ def list_models(pattern: str = "*") -> list[ModelEntry]:
         >>> [m.name for m in list_models("resnet*")][:2]
         ['resnet101', 'resnet152']
     """
-    _ensure_loaded()
-    entries = [entry for backend in _BACKENDS.values() for entry in backend.entries()]
+    entries = [entry for backend in BACKENDS.values() for entry in backend.entries()]
     return sorted((entry for entry in entries if fnmatch.fnmatch(entry.name, pattern)), key=lambda e: e.name)
 
 
 def unknown_model_error(name: str) -> ValueError:
     """A ValueError for an unknown model name that lists the closest names any backend knows."""
-    _ensure_loaded()
-    candidates = list(dict.fromkeys(known for backend in _BACKENDS.values() for known in backend.names()))
+    candidates = list(dict.fromkeys(known for backend in BACKENDS.values() for known in backend.names()))
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return ValueError(
@@ -297,4 +299,4 @@ def unknown_model_error(name: str) -> ValueError:
     )
 
 
-_BACKENDS[CustomBackend.name] = CustomBackend()  # not through register_backend: that would import every family
+register_backend(CustomBackend())

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import Backend, register_backend
+from finetuner.models.backend import Backbone, Backend, register_backend
 from finetuner.models.weights import WeightsNotFoundError, load_state_dict
 
 PREFIX = "open_clip:"
@@ -80,8 +79,8 @@ def build_clip(
     """
     import open_clip
 
-    from finetuner.data.image_text import ImageTextPreprocessing
     from finetuner.data.preprocessing import ImagePreprocessing
+    from finetuner.data.preprocessing.image_text import ImageTextPreprocessing
 
     config = _config(name)
     if pretrained and weights is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from finetuner.models.backbone import Backbone
+from finetuner.models.backend import Backbone
 from finetuner.models.timm_models import TIMM, timm_preprocessing
 from finetuner.models.weights import WeightsNotFoundError, load_state_dict
 

@@ -10,8 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import Backend, register_backend
+from finetuner.models.backend import Backbone, Backend, register_backend
 from finetuner.models.text_freeze import find_blocks
 from finetuner.models.weights import WeightsNotFoundError
 
@@ -163,7 +162,7 @@ def build_hf_text(
     """
     from transformers import AutoConfig, AutoModel
 
-    from finetuner.data.text import TextPreprocessing, load_tokenizer
+    from finetuner.data.preprocessing.text import TextPreprocessing, load_tokenizer
 
     folder = resolve_folder(name_or_path)
     settings = read_sentence_transformers_settings(folder)

@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import Backend, register_backend
+from finetuner.models.backend import Backbone, Backend, register_backend
 from finetuner.models.weights import find_weights, missing_weights_error
 
 # timm's Hugging Face weight files -> the safetensors twin it prefers when the repo has one

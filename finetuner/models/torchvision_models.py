@@ -9,8 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models.backbone import Backbone
-from finetuner.models.backend import Backend, register_backend
+from finetuner.models.backend import Backbone, Backend, register_backend
 from finetuner.models.weights import find_weights, load_state_dict, missing_weights_error
 
 # name -> size of the default embedding (the features that feed the original classifier; MobileNetV3: the hidden

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from finetuner import __version__
+from finetuner.core.version import __version__
 from finetuner.report import _html
 from finetuner.report.plots import metrics_chart, to_png, training_curves
 

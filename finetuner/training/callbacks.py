@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from finetuner.training import distributed
+from finetuner.training.state import interpolate_into, trained_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner.training.trainer import Trainer
@@ -54,6 +55,11 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (called before ``on_fit_start`` of a resumed run)."""
+
+    def checkpoint_folders(self) -> list[Path]:
+        """Folders that hold this callback's resumable checkpoints, written so far (a divergence error names
+        them); default: none."""
+        return []
 
 
 class EvaluationCallback(Callback):
@@ -181,6 +187,9 @@ class TrainingCheckpoint(Callback):
             state["epoch"] = trainer.epoch + 1  # the epoch to start from when resuming
             save_checkpoint(self.folder, state, keep=self.keep)
 
+    def checkpoint_folders(self) -> list[Path]:
+        return [self.folder] if self.folder.exists() else []
+
 
 class WiSEFTCallback(Callback):
     """WiSE-FT (Wortsman et al., 2022): at the end, weights = (1 - alpha) * start + alpha * tuned.
@@ -202,34 +211,3 @@ class WiSEFTCallback(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         interpolate_into(trainer.model, self.start, trained_state(trainer.model), self.alpha)
-
-
-def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The part of ``model``'s state dict that training can change: trainable parameters and every buffer
-    (BatchNorm statistics). Frozen weights are left out, so checkpoints and snapshots of a frozen-backbone run
-    hold the head, not a copy of the backbone; ``load_state_dict(state, strict=False)`` puts it back.
-
-    Example:
-        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
-        >>> net[0].requires_grad_(False)  # doctest: +ELLIPSIS
-        Linear(...)
-        >>> sorted(trained_state(net))
-        ['1.bias', '1.weight']
-    """
-    frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
-    return {name: tensor for name, tensor in model.state_dict().items() if name not in frozen}
-
-
-def interpolate_into(model: torch.nn.Module, start: dict, end: dict, alpha: float) -> None:
-    """Set ``model``'s weights to ``(1 - alpha) * start + alpha * end`` for the tensors in ``end`` (all of them,
-    or a `trained_state`); tensors equal in both (frozen ones, integer buffers) are copied exactly, so frozen
-    layers stay bit-identical."""
-    state = model.state_dict()
-    with torch.no_grad():
-        for name in end:
-            target = state[name]
-            first, last = start[name].to(target.device), end[name].to(target.device)
-            if target.is_floating_point() and not torch.equal(first, last):
-                target.copy_(torch.lerp(first, last, alpha))
-            else:
-                target.copy_(last)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from finetuner.training.loss_names import CLASSIFICATION_LOSSES, pml_names
 from finetuner.training.pair_losses import (
     CachedLoss,
     MatryoshkaPairLoss,
@@ -18,12 +19,6 @@ from finetuner.training.pair_losses import (
     list_pair_losses,
 )
 from finetuner.training.pair_losses.matryoshka import check_dims, truncate, weighted_sum
-
-CLASSIFICATION_LOSSES = ("CrossEntropyLoss",)
-
-
-def _pml_names(module: Any, suffix: str) -> list[str]:
-    return sorted(n for n in dir(module) if n.endswith(suffix) and not n.startswith(("Base", "Generic")))
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> ValueError:
@@ -40,9 +35,7 @@ def list_losses() -> list[str]:
         >>> {"TripletMarginLoss", "MultipleNegativesRankingLoss", "CrossEntropyLoss"} <= set(list_losses())
         True
     """
-    from pytorch_metric_learning import losses
-
-    return sorted({*_pml_names(losses, "Loss"), *list_pair_losses(), *CLASSIFICATION_LOSSES})
+    return sorted({*pml_names("losses"), *list_pair_losses(), *CLASSIFICATION_LOSSES})
 
 
 def build_loss(
@@ -53,8 +46,9 @@ def build_loss(
     Names are pair losses (``MultipleNegativesRankingLoss``, ``InfoNCELoss``, ``CosineSimilarityLoss``,
     ``CLIPLoss``, and any `PairLoss` subclass you define), pytorch-metric-learning losses (``TripletMarginLoss``,
     ``NTXentLoss``, ``MultiSimilarityLoss``, ``ArcFaceLoss``, ``SubCenterArcFaceLoss``, ...) or
-    ``CrossEntropyLoss``; `list_losses` lists them. Losses with their own weights (ArcFace, proxies) get
-    ``num_classes`` and ``embedding_size`` filled in.
+    ``CrossEntropyLoss``; `list_losses` lists them. A name means one loss only: a pair loss may not take a
+    pytorch-metric-learning or classification name (defining it raises). Losses with their own weights (ArcFace,
+    proxies) get ``num_classes`` and ``embedding_size`` filled in.
 
     Example:
         >>> loss = build_loss("ArcFaceLoss", num_classes=10, embedding_dim=128)
@@ -67,10 +61,10 @@ def build_loss(
         return nn.CrossEntropyLoss(**kwargs)
     if name in list_pair_losses():
         return create_pair_loss(name, **kwargs)
+    if name not in pml_names("losses"):
+        raise _unknown("loss", name, list_losses())
     from pytorch_metric_learning import losses
 
-    if name not in _pml_names(losses, "Loss"):
-        raise _unknown("loss", name, list_losses())
     cls = getattr(losses, name)
     parameters = inspect.signature(cls.__init__).parameters
     if "num_classes" in parameters or name == "SubCenterArcFaceLoss":
@@ -89,11 +83,11 @@ def build_miner(name: str | nn.Module | None, **kwargs: Any) -> nn.Module | None
     """
     if name is None or isinstance(name, nn.Module):
         return name
-    from pytorch_metric_learning import miners
-
-    known = _pml_names(miners, "Miner")
+    known = list(pml_names("miners"))
     if name not in known:
         raise _unknown("miner", name, known)
+    from pytorch_metric_learning import miners
+
     return getattr(miners, name)(**kwargs)
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from finetuner.training import distributed
-from finetuner.training.callbacks import Callback, interpolate_into, trained_state
+from finetuner.training.callbacks import Callback
+from finetuner.training.state import interpolate_into, trained_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from finetuner.training.trainer import Trainer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,11 +15,14 @@ from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_dev
 from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.callbacks import Callback, TrainingCheckpoint, trained_state
 from finetuner.training.config import TrainConfig
 from finetuner.training.divergence import TrainingDivergedError, diverged_error
 from finetuner.training.losses import is_pair_loss
 from finetuner.training.optim import build_optimizer, build_scheduler
+from finetuner.training.state import trained_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finetuner.training.callbacks import Callback
 
 logger = logging.getLogger("finetuner")
 
@@ -244,7 +247,7 @@ class Trainer:
             raise self._diverged(f"non-finite (NaN or inf) weights in {shown}", self.global_step)
 
     def _diverged(self, what: str, step: int) -> TrainingDivergedError:
-        checkpoints = [c.folder for c in self.callbacks if isinstance(c, TrainingCheckpoint) and c.folder.exists()]
+        checkpoints = [folder for callback in self.callbacks for folder in callback.checkpoint_folders()]
         return diverged_error(
             what,
             step=step,

@@ -1,5 +1,5 @@
-"""The package's layers (docs/internals.md): imports point down, no module cycles, no private names across
-packages. Every import counts, the ones inside functions too."""
+"""The package's layers (docs/internals.md): imports point down, no import cycles between modules, no private names
+across packages. Every import counts, the ones inside functions too (those under TYPE_CHECKING only for layers)."""
 
 import ast
 from pathlib import Path
@@ -15,7 +15,7 @@ LAYERS = [
     {"evaluation", "models"},
     {"inference"},
     {"training"},
-    {"export", "probe"},
+    {"export", "probe", "card"},
     {"model"},
     {"report"},
     {"config", "run", "_fit", "api"},
@@ -78,27 +78,38 @@ def test_imports_point_down_and_use_public_names(path):
             assert not private, f"{module_name(path)} uses private {private} of {target}"
 
 
-def test_no_module_cycles_at_import_time():
-    """Module-level imports (those that run when a module loads) form no cycle."""
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the finetuner modules it imports, at module level or inside functions (not under TYPE_CHECKING).
+
+    ``from finetuner.a import b`` counts ``finetuner.a`` and, when it is a module, ``finetuner.a.b``. Edges to a
+    module's own packages (they load first anyway) and to the package root (lazy re-exports only) are left out.
+    """
     graph = {}
     for path in FILES:
-        tree = ast.parse(path.read_text())
-        name = module_name(path)
         edges = set()
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("finetuner"):
-                edges.add(node.module)
-                edges.update(f"{node.module}.{alias.name}" for alias in node.names)
-        graph[name] = {edge for edge in edges if edge != name}
-    modules = set(graph)
-    graph = {name: {e for e in edges if e in modules and not name.startswith(e + ".")} for name, edges in graph.items()}
+        for target, names, typing_only in imports(path):
+            if not typing_only:
+                edges.add(target)
+                edges.update(f"{target}.{name}" for name in names)
+        graph[module_name(path)] = edges
+    modules = set(graph) - {"finetuner"}
+    return {
+        name: {e for e in edges if e in modules and e != name and not name.startswith(e + ".")}
+        for name, edges in graph.items()
+        if name != "finetuner"
+    }
+
+
+def test_no_import_cycles():
+    """No module reaches itself through imports, module-level or inside functions (TYPE_CHECKING aside)."""
+    graph = import_graph()
     state: dict[str, int] = {}
 
-    def visit(node, stack):
+    def visit(node: str, stack: list[str]) -> None:
         state[node] = 1
-        for nxt in graph[node]:
+        for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                raise AssertionError(f"import cycle: {' -> '.join(stack[stack.index(nxt):] + [nxt])}")
+                raise AssertionError(f"import cycle: {' -> '.join(stack[stack.index(nxt) :] + [nxt])}")
             if not state.get(nxt):
                 visit(nxt, stack + [nxt])
         state[node] = 2
@@ -106,3 +117,16 @@ def test_no_module_cycles_at_import_time():
     for name in sorted(graph):
         if not state.get(name):
             visit(name, [name])
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path, monkeypatch):
+    """The check would fail on a loop closed by a function-level import (what it exists to catch)."""
+    package = tmp_path / "finetuner"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from finetuner.b import g\n")
+    (package / "b.py").write_text("def g():\n    from finetuner.a import f\n")
+    monkeypatch.setitem(globals(), "FILES", sorted(package.rglob("*.py")))
+    monkeypatch.setitem(globals(), "ROOT", package)
+    with pytest.raises(AssertionError, match="import cycle: finetuner.a -> finetuner.b -> finetuner.a"):
+        test_no_import_cycles()

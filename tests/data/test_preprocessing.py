@@ -13,7 +13,7 @@ from finetuner.data import (
     Preprocessing,
     preprocessing_from_config,
 )
-from finetuner.data.image_text import ImageTextPreprocessing
+from finetuner.data.preprocessing.image_text import ImageTextPreprocessing
 
 from .conftest import write_image
 
@@ -127,7 +127,7 @@ def test_config_round_trip_through_json():
     assert config["kind"] == "image"
     assert ImagePreprocessing.from_config(config) == prep
     assert preprocessing_from_config(config) == prep
-    with pytest.raises(ValueError, match="unknown preprocessing kind"):
+    with pytest.raises(ValueError, match="Unknown preprocessing kind .audio.. Known: .image."):
         preprocessing_from_config({"kind": "audio"})
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import finetuner
 from finetuner.data import PairData, load_fashion_mnist
-from finetuner.data.image_text import ImageTextPreprocessing, is_text
+from finetuner.data.preprocessing.image_text import ImageTextPreprocessing, is_text
 from finetuner.models.clip import TINY_CONFIG, build_clip
 
 

@@ -6,7 +6,7 @@ import torch
 
 from finetuner.data.errors import DataError
 from finetuner.data.preprocessing import Preprocessing, preprocessing_from_config
-from finetuner.data.text import TextPreprocessing, sort_by_length
+from finetuner.data.preprocessing.text import TextPreprocessing, sort_by_length
 from tests.text.conftest import SENTENCES
 
 

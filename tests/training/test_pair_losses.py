@@ -13,8 +13,10 @@ import finetuner
 from finetuner.data import PairData
 from finetuner.training import build_loss
 from finetuner.training import pair_losses as pair_losses_package
+from finetuner.training.loss_names import CLASSIFICATION_LOSSES, pml_names
 from finetuner.training.losses import is_pair_loss, list_losses, needs_two_classes
 from finetuner.training.pair_losses import (
+    PAIR_LOSSES,
     CLIPLoss,
     CosineSimilarityLoss,
     MultipleNegativesRankingLoss,
@@ -130,15 +132,9 @@ def test_registry_holds_every_pair_loss_and_build_loss_finds_them():
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, PairLoss) and cls.__module__ == module.__name__
     } - {"PairLoss"}
-    assert defined == {
-        "MultipleNegativesRankingLoss",
-        "CosineSimilarityLoss",
-        "CLIPLoss",
-        "CachedLoss",
-        "CachedMultipleNegativesRankingLoss",
-        "CachedCLIPLoss",
-        "MatryoshkaPairLoss",
-    }
+    built_in = {n for n in list_pair_losses() if PAIR_LOSSES.get(n).__module__.startswith(package.__name__)}
+    assert defined and defined == {PAIR_LOSSES.get(name).__name__ for name in built_in}  # found without an import line
+    assert {"InfoNCELoss", "CachedInfoNCELoss"} <= built_in  # aliases
     assert defined <= set(package.__all__)  # every module's loss is exported
     assert defined | {"InfoNCELoss"} <= set(list_pair_losses()) <= set(list_losses())
     assert {"TripletMarginLoss", "ArcFaceLoss", "CrossEntropyLoss"} <= set(list_losses())
@@ -194,6 +190,17 @@ def test_a_pair_loss_name_taken_by_another_class_is_refused():
                 return query_embeddings.sum()
 
     assert "MyInfoNCE" not in list_pair_losses()  # nothing half-registered
+
+
+@pytest.mark.parametrize("name", ["MarginLoss", "CrossEntropyLoss"])
+def test_a_pair_loss_named_like_a_pml_or_classification_loss_is_refused(name):
+    with pytest.raises(ValueError, match=f"pair loss {name!r}.*pytorch-metric-learning or classification.*another"):
+        type(name, (PairLoss,), {"compute_loss": lambda self, q, d, s, n: q.sum()})
+    assert name not in list_pair_losses() and name in list_losses()  # still the other library's
+
+
+def test_no_built_in_pair_loss_takes_a_pml_name():
+    assert not set(list_pair_losses()) & {*pml_names("losses"), *CLASSIFICATION_LOSSES}
 
 
 def test_gather_with_grad_is_identity_in_one_process():

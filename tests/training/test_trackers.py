@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import finetuner
 from finetuner.config import FitConfig
-from finetuner.training.trackers import WandbTracker, build_trackers, flatten, mlflow_name
+from finetuner.training.trackers import TRACKERS, WandbTracker, build_trackers, flatten, mlflow_name
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,9 @@ def test_mlflow_store_holds_the_history_and_the_config(tracked_run):
 
 
 def test_report_to_names_are_checked_and_a_missing_package_names_its_install(monkeypatch, tmp_path):
-    with pytest.raises(ValueError, match="Unknown tracker 'tensorbord' in report_to: choose from tensorboard, mlflow"):
+    known = ", ".join(TRACKERS)
+    assert {"tensorboard", "mlflow", "wandb"} <= set(TRACKERS)
+    with pytest.raises(ValueError, match=f"Unknown tracker 'tensorbord' in report_to: choose from {known}"):
         FitConfig.from_options(report_to=["tensorbord"])
     assert FitConfig.from_options(report_to="tensorboard,mlflow").output.report_to == ("tensorboard", "mlflow")
     real = importlib.util.find_spec

@@ -1,8 +1,10 @@
 """Data formats: how each kind of source is read into ``LabeledData`` or ``PairData``.
 
-``load_data`` asks the formats in order (formats added with `register_format` first) and reads the source
-with the first whose ``can_read`` says yes. Adding a format is one module with a `DataFormat` subclass (a
-tabular one builds a `Table` and calls `table_to_data`), one line in ``BUILT_IN`` below, and its test.
+``load_data`` asks the formats in ``priority`` order (formats added with `register_format` first) and reads the
+source with the first whose ``can_read`` says yes. Adding a format is one module in this folder with a `DataFormat`
+subclass that calls `register_format` (a tabular one builds a `Table` and calls `table_to_data`), and its test:
+`DATA_FORMATS` imports every module of the folder on its first lookup. The imports below only make the built-in
+classes importable from the package.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from finetuner.data.errors import DataError
 from finetuner.data.formats.base import (
+    DATA_FORMATS,
     IMAGE_EXTENSIONS,
     DataFormat,
     DataKind,
@@ -20,6 +23,8 @@ from finetuner.data.formats.base import (
     check_kind,
     describe_source,
     is_image_path,
+    list_formats,
+    register_format,
 )
 from finetuner.data.formats.csv_file import CsvFormat
 from finetuner.data.formats.dataframe import DataFrameFormat
@@ -32,56 +37,6 @@ from finetuner.data.formats.parquet import ParquetFormat
 from finetuner.data.formats.table import COLUMN_KEYS, DEFAULT_COLUMNS, Table, table_to_data
 from finetuner.data.formats.torch_dataset import TorchDatasetFormat
 from finetuner.data.formats.tuples import TuplesFormat
-
-# Asked in this order; the embedded names come before paths so that "fortunes" never means a local folder.
-BUILT_IN: tuple[DataFormat, ...] = (
-    NamedFormat(),
-    ImageFolderFormat(),
-    CsvFormat(),
-    JsonlFormat(),
-    ParquetFormat(),
-    DataFrameFormat(),
-    HFDatasetFormat(),
-    TorchDatasetFormat(),
-    DictsFormat(),
-    TuplesFormat(),
-)
-_registered: list[DataFormat] = []
-
-
-def register_format(data_format: DataFormat) -> DataFormat:
-    """Make ``load_data`` read a new kind of source: ``data_format`` is asked before the built-in formats.
-
-    Args:
-        data_format: an instance of a `DataFormat` subclass.
-
-    Returns:
-        ``data_format``, so the call can wrap the instance.
-
-    Example:
-        >>> class Lines(FileFormat):  # a .txt of "text<TAB>label" lines
-        ...     name, description, suffixes = "tsv_lines", "a .txt of text<TAB>label lines", (".txt",)
-        ...     def read(self, source, columns, kind):
-        ...         from finetuner.data import LabeledData, encode_labels
-        ...         texts, raw = zip(*(line.rstrip("\\n").split("\\t") for line in open(source)))
-        ...         return LabeledData(list(texts), *encode_labels(raw))
-        >>> register_format(Lines())  # doctest: +SKIP
-        Lines()
-    """
-    if not isinstance(data_format, DataFormat):
-        raise TypeError(f"register_format takes a DataFormat instance, got {data_format!r}")
-    _registered.insert(0, data_format)
-    return data_format
-
-
-def list_formats() -> list[DataFormat]:
-    """The formats ``load_data`` asks, in order.
-
-    Example:
-        >>> [data_format.name for data_format in list_formats()][:3]
-        ['named', 'image_folder', 'csv']
-    """
-    return [*_registered, *BUILT_IN]
 
 
 def find_format(source: Any) -> DataFormat:
@@ -115,7 +70,7 @@ def find_format(source: Any) -> DataFormat:
 
 
 __all__ = [
-    "BUILT_IN",
+    "DATA_FORMATS",
     "COLUMN_KEYS",
     "DEFAULT_COLUMNS",
     "IMAGE_EXTENSIONS",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataKind, FileFormat
+from finetuner.data.formats.base import DataKind, FileFormat, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
 
@@ -25,6 +25,7 @@ class CsvFormat(FileFormat):
     """
 
     name = "csv"
+    priority = 30
     description = "a .csv file with a header row"
     tabular = True
     suffixes = (".csv",)
@@ -72,3 +73,6 @@ def _non_blank(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def _error(path: Path, error: Exception) -> DataError:
     return DataError(f"cannot read CSV {path}: {error}; save it as UTF-8 CSV with a header row")
+
+
+register_format(CsvFormat())

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
 
@@ -22,6 +22,7 @@ class DataFrameFormat(DataFormat):
     """
 
     name = "dataframe"
+    priority = 60
     description = "a pandas DataFrame"
     tabular = True
 
@@ -33,3 +34,6 @@ class DataFrameFormat(DataFormat):
         by_name = {str(column): column for column in source.columns}
         table = Table("the DataFrame", list(by_name), len(source), lambda name: source[by_name[name]].tolist())
         return table_to_data(table, columns, kind)
+
+
+register_format(DataFrameFormat())

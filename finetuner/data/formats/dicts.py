@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
 
@@ -21,6 +21,7 @@ class DictsFormat(DataFormat):
     """
 
     name = "dicts"
+    priority = 90
     description = "a list of dicts (one per row, e.g. {'text': ..., 'label': ...})"
     tabular = True
 
@@ -49,3 +50,6 @@ def rows_table(
     return Table(
         name, list(names), len(rows), lambda column: [row.get(column) for row in rows], folder, row_name=row_name
     )
+
+
+register_format(DictsFormat())

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import DatasetItems, LabeledData, PairData
 
@@ -27,6 +27,7 @@ class HFDatasetFormat(DataFormat):
     """
 
     name = "hf_dataset"
+    priority = 70
     description = "a datasets.Dataset or DatasetDict"
     tabular = True
 
@@ -69,3 +70,6 @@ def _pick_split(source: Any) -> str:
         f"the DatasetDict has splits {', '.join(source)} and no {DEFAULT_SPLIT!r} split: pick one, e.g. "
         f"load_data(dataset_dict[{next(iter(source))!r}])"
     )
+
+
+register_format(HFDatasetFormat())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import IMAGE_EXTENSIONS, DataFormat, DataKind
+from finetuner.data.formats.base import IMAGE_EXTENSIONS, DataFormat, DataKind, register_format
 from finetuner.data.records import LabeledData
 
 LAYOUT = "expected one subfolder per class, e.g. data/cat/1.jpg, data/dog/2.jpg"
@@ -24,6 +24,7 @@ class ImageFolderFormat(DataFormat):
     """
 
     name = "image_folder"
+    priority = 20
     description = f"a folder of images ({LAYOUT})"
 
     def can_read(self, source: Any) -> bool:
@@ -72,3 +73,6 @@ def _walk_files(folder: Path) -> list[str]:
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         files += [os.path.join(parent, name) for name in names if not name.startswith(".")]
     return sorted(files)
+
+
+register_format(ImageFolderFormat())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataKind, FileFormat
+from finetuner.data.formats.base import DataKind, FileFormat, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
 
@@ -25,6 +25,7 @@ class JsonlFormat(FileFormat):
     """
 
     name = "jsonl"
+    priority = 40
     description = "a .jsonl file (one JSON object per line)"
     tabular = True
     suffixes = (".jsonl", ".ndjson")
@@ -78,3 +79,6 @@ def _parsed(file: Any, path: Path) -> Iterator[tuple[int, Any]]:
 
 def _error(path: Path, error: Exception) -> DataError:
     return DataError(f"cannot read {path}: {error}; save it as UTF-8 JSON Lines")
+
+
+register_format(JsonlFormat())

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.formats.csv_file import CsvFormat
 from finetuner.data.records import LabeledData
 
@@ -24,6 +24,7 @@ class NamedFormat(DataFormat):
     """
 
     name = "named"
+    priority = 10
     description = "'fashion-mnist', 'fashion-mnist:test' or 'fortunes'"
 
     def can_read(self, source: Any) -> bool:
@@ -35,3 +36,6 @@ class NamedFormat(DataFormat):
         from finetuner.data.fashion_mnist import load_fashion_mnist
 
         return load_fashion_mnist(source.lower().partition(":")[2] or "train")
+
+
+register_format(NamedFormat())

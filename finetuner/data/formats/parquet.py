@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataKind, FileFormat
+from finetuner.data.formats.base import DataKind, FileFormat, register_format
 from finetuner.data.formats.table import Table, table_to_data
 from finetuner.data.records import LabeledData, PairData
 
@@ -26,6 +26,7 @@ class ParquetFormat(FileFormat):
     """
 
     name = "parquet"
+    priority = 50
     description = "a .parquet file"
     tabular = True
     suffixes = (".parquet", ".pq")
@@ -48,3 +49,6 @@ class ParquetFormat(FileFormat):
 
         table = Table(str(path), list(file.schema_arrow.names), file.metadata.num_rows, read_column, path.parent)
         return table_to_data(table, columns, kind)
+
+
+register_format(ParquetFormat())

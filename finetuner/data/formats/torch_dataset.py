@@ -8,7 +8,7 @@ from typing import Any
 from torch.utils.data import Dataset, IterableDataset
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.records import DatasetItems, LabeledData, encode_labels
 
 
@@ -26,6 +26,7 @@ class TorchDatasetFormat(DataFormat):
     """
 
     name = "torch_dataset"
+    priority = 80
     description = "a map-style torch Dataset of (item, label)"
 
     def can_read(self, source: Any) -> bool:
@@ -49,3 +50,6 @@ class TorchDatasetFormat(DataFormat):
         raw = raw.tolist() if hasattr(raw, "tolist") else list(raw)
         labels, classes = encode_labels(raw, names=getattr(source, "classes", None))
         return LabeledData(DatasetItems(source), labels, classes)
+
+
+register_format(TorchDatasetFormat())

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from finetuner.data.errors import DataError
-from finetuner.data.formats.base import DataFormat, DataKind
+from finetuner.data.formats.base import DataFormat, DataKind, register_format
 from finetuner.data.records import LabeledData, PairData, encode_labels
 
 MAX_LABEL_WORDS = 4  # a repeated second value longer than this reads as a document, not a class name
@@ -38,6 +38,7 @@ class TuplesFormat(DataFormat):
     """
 
     name = "tuples"
+    priority = 100
     description = "a list of (item, label), (query, document), (query, document, score) or (query, document, negative)"
 
     def can_read(self, source: Any) -> bool:
@@ -96,3 +97,6 @@ def _infer_kind(seconds: Sequence) -> DataKind:
         "are not all short class names, so they could be labels of (item, label) tuples or documents shared by "
         "several (query, document) pairs; pass kind='labeled' or kind='pairs' to say which"
     )
+
+
+register_format(TuplesFormat())

@@ -1,13 +1,13 @@
-"""`Head`: the contract every head follows, and the registry its subclasses fill by being defined.
+"""`Head`: the contract every head follows, and `HEADS`, the registry its subclasses fill by being defined.
 
 A head maps the backbone's ``(B, D)`` features to the output (embeddings or logits) and describes itself with
 ``config()`` (its constructor arguments, JSON), so a saved model rebuilds it by type name. Defining a subclass
 registers it: ``create_head(name, ...)`` builds it by name and ``head_from_config(head.to_config())`` rebuilds it.
+The built-in heads are the modules of this folder, imported on the first lookup.
 """
 
 from __future__ import annotations
 
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -15,8 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-_BY_TYPE: dict[str, type[Head]] = {}  # class name -> class: the "type" a saved config names
-_BY_NAME: dict[str, type[Head]] = {}  # create_head's name ("projection", or the class name) -> class
+from finetuner.core.registry import Registry
+
+# class name (the "type" a saved config names) and create_head's name ("projection") -> class
+HEADS: Registry[type[Head]] = Registry(
+    "head",
+    "finetuner.tailor.heads",
+    fix="Pass a finetuner.tailor.Head instance, or define a Head subclass to add a head.",
+)
 
 
 class Head(nn.Module, ABC):
@@ -47,9 +53,7 @@ class Head(nn.Module, ABC):
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.head_name = name or cls.__name__
-        _check_free(_BY_TYPE, cls.__name__, cls)
-        _check_free(_BY_NAME, cls.head_name, cls)
-        _BY_TYPE[cls.__name__] = _BY_NAME[cls.head_name] = cls
+        HEADS.register(cls.__name__, cls, aliases=[cls.head_name] if cls.head_name != cls.__name__ else [])
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -80,16 +84,6 @@ class Head(nn.Module, ABC):
         return {"type": type(self).__name__, **self.config()}
 
 
-def _check_free(registry: dict[str, type[Head]], key: str, cls: type[Head]) -> None:
-    known = registry.get(key)
-    # The same class defined again (a re-imported module, a re-run notebook cell) replaces the old one.
-    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(
-            f"A head named {key!r} is already registered ({known.__module__}.{known.__qualname__}): "
-            f"give {cls.__module__}.{cls.__qualname__} another class name or name=."
-        )
-
-
 def list_heads() -> list[str]:
     """The names `create_head` takes: built-in heads and every `Head` subclass defined so far.
 
@@ -97,20 +91,7 @@ def list_heads() -> list[str]:
         >>> {"linear", "projection", "classification"} <= set(list_heads())
         True
     """
-    return sorted({cls.head_name for cls in _BY_NAME.values()})
-
-
-def _head_class(name: str) -> type[Head]:
-    cls = _BY_NAME.get(name) or _BY_TYPE.get(name)
-    if cls is None:
-        known = list_heads()
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"Unknown head {name!r}.{hint} Use one of {known}, or a finetuner.tailor.Head instance "
-            "(define a Head subclass to add a head)."
-        )
-    return cls
+    return sorted({cls.head_name for cls in HEADS.values()})
 
 
 def check_head(head: str | nn.Module) -> None:
@@ -125,7 +106,7 @@ def check_head(head: str | nn.Module) -> None:
         ValueError: The head is a plain Linear: subclass finetuner.tailor.Head and implement config() ...
     """
     if isinstance(head, str):
-        _head_class(head)
+        HEADS.get(head)
     elif not isinstance(head, Head):
         raise ValueError(
             f"The head is a plain {type(head).__name__}: subclass finetuner.tailor.Head and implement config() "
@@ -154,7 +135,7 @@ def create_head(name: str | Head, in_features: int, out_features: int, **options
     check_head(name)
     if isinstance(name, Head):
         return name
-    return _head_class(name)(in_features, out_features, **options)
+    return HEADS.get(name)(in_features, out_features, **options)
 
 
 def head_from_config(config: Mapping[str, Any]) -> Head:
@@ -169,9 +150,11 @@ def head_from_config(config: Mapping[str, Any]) -> Head:
     """
     kwargs = dict(config)
     kind = kwargs.pop("type", None)
-    if kind not in _BY_TYPE:
+    cls = HEADS.find(kind)
+    if cls is None or cls.__name__ != kind:
+        known = sorted({cls.__name__ for cls in HEADS.values()})
         raise ValueError(
-            f"Unknown head type {kind!r}; known: {sorted(_BY_TYPE)}. A custom head must be defined (its module "
+            f"Unknown head type {kind!r}; known: {known}. A custom head must be defined (its module "
             "imported) before the model that uses it is loaded."
         )
-    return _BY_TYPE[kind].from_config(kwargs)
+    return cls.from_config(kwargs)

@@ -2,11 +2,13 @@
 (in-batch negatives, scored pairs, CLIP's symmetric loss), and the wrappers for big batches (`CachedLoss`) and
 Matryoshka embeddings (`MatryoshkaPairLoss`).
 
-Adding a pair loss is one module here (a `PairLoss` subclass, imported below) and its test; a subclass defined
-anywhere else (a user's script) registers itself the same way.
+Adding a pair loss is one module here (a `PairLoss` subclass) and its test: `PAIR_LOSSES` imports every module of
+this folder on its first lookup. A subclass defined anywhere else (a user's script) registers itself the same way;
+a name pytorch-metric-learning uses is refused. The imports below only make the built-in classes importable here.
 """
 
 from finetuner.training.pair_losses.base import (
+    PAIR_LOSSES,
     PairLoss,
     create_pair_loss,
     find_pair_loss,
@@ -21,6 +23,7 @@ from finetuner.training.pair_losses.matryoshka import MatryoshkaPairLoss
 from finetuner.training.pair_losses.ranking import MultipleNegativesRankingLoss
 
 __all__ = [
+    "PAIR_LOSSES",
     "CLIPLoss",
     "CachedCLIPLoss",
     "CachedLoss",

@@ -1,7 +1,9 @@
-"""`PairLoss`: the contract of losses on (query, document) embedding pairs, and the registry its subclasses fill.
+"""`PairLoss`: the contract of losses on (query, document) embedding pairs, and `PAIR_LOSSES`, the registry its
+subclasses fill.
 
 ``forward`` checks the inputs and calls ``compute_loss`` (pytorch-metric-learning's template method), so a new
-loss writes only the maths. Defining a subclass registers it by class name: ``build_loss("MyLoss")`` finds it.
+loss writes only the maths. Defining a subclass registers it by class name: ``build_loss("MyLoss")`` finds it. The
+built-in losses are the modules of this folder, imported on the first lookup.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-_REGISTRY: dict[str, type[PairLoss]] = {}
+from finetuner.core.registry import Registry
+from finetuner.training.loss_names import CLASSIFICATION_LOSSES, pml_names
+
+PAIR_LOSSES: Registry[type[PairLoss]] = Registry(
+    "pair loss", "finetuner.training.pair_losses", fix="Define a PairLoss subclass to add one."
+)
 
 
 class PairLoss(nn.Module, ABC):
@@ -46,15 +53,17 @@ class PairLoss(nn.Module, ABC):
     def __init_subclass__(cls, aliases: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         names = [cls.__name__, *aliases]
-        for name in names:
-            known = _REGISTRY.get(name)
-            # The same class defined again (a re-imported module, a re-run notebook cell) replaces the old one.
-            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise ValueError(
-                    f"A pair loss named {name!r} is already registered ({known.__module__}.{known.__qualname__}): "
-                    f"give {cls.__module__}.{cls.__qualname__} another name."
-                )
-        _REGISTRY.update(dict.fromkeys(names, cls))
+        # build_loss would not know which loss a shared name means. The built-in names are checked by a test, so
+        # importing finetuner does not import pytorch-metric-learning.
+        built_in = cls.__module__.startswith(f"{PAIR_LOSSES.package}.")
+        taken = [n for n in names if n in CLASSIFICATION_LOSSES or (not built_in and n in pml_names("losses"))]
+        if taken:
+            raise ValueError(
+                f"{cls.__module__}.{cls.__qualname__} cannot be registered as pair loss {taken[0]!r}: that name is "
+                "a pytorch-metric-learning or classification loss of build_loss. Give the class another name "
+                "(or alias)."
+            )
+        PAIR_LOSSES.register(cls.__name__, cls, aliases=aliases)
 
     def forward(
         self,
@@ -96,7 +105,7 @@ class PairLoss(nn.Module, ABC):
             if not self.uses_negatives:
                 raise ValueError(
                     f"{name} does not use hard negatives: drop the negatives column of the data, or use a loss "
-                    f"that uses them ({', '.join(n for n, c in sorted(_REGISTRY.items()) if c.uses_negatives)})"
+                    f"that uses them ({', '.join(n for n, c in sorted(PAIR_LOSSES.items()) if c.uses_negatives)})"
                 )
             if negatives.ndim != 2 or negatives.shape[1] != query.shape[1]:
                 raise ValueError(
@@ -141,7 +150,7 @@ def list_pair_losses() -> list[str]:
         ...     list_pair_losses())
         True
     """
-    return sorted(_REGISTRY)
+    return PAIR_LOSSES.names()
 
 
 def find_pair_loss(name: str) -> type[PairLoss] | None:
@@ -151,7 +160,7 @@ def find_pair_loss(name: str) -> type[PairLoss] | None:
         >>> find_pair_loss("InfoNCELoss").__name__, find_pair_loss("TripletMarginLoss")
         ('MultipleNegativesRankingLoss', None)
     """
-    return _REGISTRY.get(name)
+    return PAIR_LOSSES.find(name)
 
 
 def create_pair_loss(name: str, **kwargs: Any) -> PairLoss:
@@ -164,9 +173,7 @@ def create_pair_loss(name: str, **kwargs: Any) -> PairLoss:
         >>> create_pair_loss("InfoNCELoss", scale=10.0).scale
         10.0
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown pair loss {name!r}; known: {', '.join(list_pair_losses())}.")
-    return _REGISTRY[name](**kwargs)
+    return PAIR_LOSSES.get(name)(**kwargs)
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:

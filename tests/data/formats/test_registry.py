@@ -1,16 +1,20 @@
 """The format registry: lookup order, errors for unreadable sources, formats added by users."""
 
+import pkgutil
+
 import numpy as np
 import pytest
 
-from finetuner.data import DataError, DataFormat, DataKind, PairData, list_formats, load_data, register_format
-from finetuner.data.formats import BUILT_IN, find_format
+from finetuner.data import DataError, DataFormat, DataKind, PairData, formats, list_formats, load_data, register_format
+from finetuner.data.formats import find_format
 
 
-def test_every_built_in_format_is_listed_once_with_a_description():
-    names = [data_format.name for data_format in BUILT_IN]
-    assert len(set(names)) == len(names) == 10
-    assert all(data_format.description for data_format in BUILT_IN)
+def test_every_built_in_format_is_found_in_the_folder_once_with_a_description():
+    built_in = [f for f in list_formats() if type(f).__module__.startswith(formats.__name__ + ".")]
+    modules = {module.name for module in pkgutil.iter_modules(formats.__path__)} - {"base", "table"}
+    assert {type(f).__module__.rpartition(".")[2] for f in built_in} == modules  # one format per module
+    assert len({f.name for f in built_in}) == len(built_in) and all(f.description for f in built_in)
+    assert [f.name for f in built_in][:2] == ["named", "image_folder"]  # names before paths: "fortunes" is ours
 
 
 def test_unreadable_sources_say_what_is_supported(tmp_path):
@@ -45,8 +49,7 @@ class _ArrayPairs(DataFormat):
         return PairData(source[:, 0].tolist(), source[:, 1].tolist())
 
 
-def test_a_registered_format_is_asked_first(monkeypatch):
-    monkeypatch.setattr("finetuner.data.formats._registered", [])
+def test_a_registered_format_is_asked_first():
     array = np.array([["q1", "d1"], ["q2", "d2"]])
     with pytest.raises(DataError, match="cannot load data from the ndarray"):
         load_data(array)
@@ -55,3 +58,6 @@ def test_a_registered_format_is_asked_first(monkeypatch):
     assert load_data(array, kind=DataKind.PAIRS).documents == ["d1", "d2"]
     with pytest.raises(TypeError, match="takes a DataFormat instance"):
         register_format(_ArrayPairs)
+    formats.DATA_FORMATS.unregister("array_pairs")
+    with pytest.raises(ValueError, match="data format named 'csv' is already registered.*CsvFormat"):
+        register_format(type("Csv2", (_ArrayPairs,), {"name": "csv"})())

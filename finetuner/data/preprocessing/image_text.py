@@ -13,7 +13,8 @@ import torch
 
 from finetuner.data.errors import DataError
 from finetuner.data.formats import IMAGE_EXTENSIONS
-from finetuner.data.preprocessing import ImagePreprocessing
+from finetuner.data.preprocessing.base import register_preprocessing
+from finetuner.data.preprocessing.image import ImagePreprocessing
 
 
 def is_text(item: Any) -> bool:
@@ -21,6 +22,7 @@ def is_text(item: Any) -> bool:
     return isinstance(item, str) and not (Path(item).suffix.lower() in IMAGE_EXTENSIONS and os.path.isfile(item))
 
 
+@register_preprocessing("image_text")
 @dataclass(frozen=True)
 class ImageTextPreprocessing:
     """Images become ``(3, H, W)`` tensors, texts ``(context_length,)`` token ids; a batch holds one kind.
@@ -63,5 +65,5 @@ class ImageTextPreprocessing:
         """Nothing to write: the tokenizer's vocabulary ships with open_clip."""
 
     @classmethod
-    def from_config(cls, config: dict) -> ImageTextPreprocessing:
+    def from_config(cls, config: dict, folder: str | os.PathLike | None = None) -> ImageTextPreprocessing:
         return cls(ImagePreprocessing.from_config(config["image"]), context_length=config["context_length"])

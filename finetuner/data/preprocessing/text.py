@@ -10,8 +10,10 @@ import numpy as np
 import torch
 
 from finetuner.data.errors import DataError
+from finetuner.data.preprocessing.base import register_preprocessing
 
 
+@register_preprocessing("text")
 class TextPreprocessing:
     """Strings in, token tensors out, with a Hugging Face tokenizer.
 
@@ -90,7 +92,7 @@ class TextPreprocessing:
         self.tokenizer.save_pretrained(str(folder))
 
     @classmethod
-    def from_config(cls, config: dict, folder: str | os.PathLike | None) -> TextPreprocessing:
+    def from_config(cls, config: dict, folder: str | os.PathLike | None = None) -> TextPreprocessing:
         """Rebuild from ``to_config()`` output and the tokenizer files that ``save`` wrote in ``folder``.
 
         Example:

@@ -1,8 +1,4 @@
-"""Preprocessing: turns raw items into model inputs, and travels with the saved model.
-
-``load`` runs in DataLoader workers (decode + transform one item), ``collate`` stacks a batch, and
-``to_config`` / ``preprocessing_from_config`` make it JSON-serialisable for ``save()`` / ``load()``.
-"""
+"""`ImagePreprocessing`: decode images and transform them the timm way (preprocessing kind ``"image"``)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +15,7 @@ from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 
 from finetuner.data.errors import DataError
+from finetuner.data.preprocessing.base import register_preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,36 +23,7 @@ AUGMENTATIONS = (None, "light")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-@runtime_checkable
-class Preprocessing(Protocol):
-    """What the data, inference, training and saving code expect of a preprocessing (image, text, image-text).
-
-    `ImagePreprocessing`, ``TextPreprocessing`` and ``ImageTextPreprocessing`` implement it; a new kind also adds
-    a branch to `preprocessing_from_config`. ``isinstance(obj, Preprocessing)`` checks that the members exist.
-
-    Attributes:
-        kind: the ``"kind"`` key of ``to_config()``: ``"image"``, ``"text"``, ``"image_text"``.
-
-    Example:
-        >>> isinstance(ImagePreprocessing(), Preprocessing)
-        True
-    """
-
-    kind: str
-
-    def load(self, item: Any, train: bool) -> Any:
-        """Decode and transform one raw item (runs in DataLoader workers)."""
-
-    def collate(self, samples: list) -> Any:
-        """Combine loaded samples into a batch: a tensor or a dict of tensors."""
-
-    def to_config(self) -> dict:
-        """A JSON-serialisable dict with the ``"kind"`` key, for `preprocessing_from_config`."""
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write the files ``from_config`` needs besides the config (a tokenizer), or nothing, into ``folder``."""
-
-
+@register_preprocessing("image")
 @dataclass(frozen=True)
 class ImagePreprocessing:
     """Image decoding and transforms, following the timm conventions.
@@ -155,7 +123,7 @@ class ImagePreprocessing:
         """Nothing to write: ``to_config()`` holds everything."""
 
     @classmethod
-    def from_config(cls, config: dict) -> ImagePreprocessing:
+    def from_config(cls, config: dict, folder: str | os.PathLike | None = None) -> ImagePreprocessing:
         """Rebuild from ``to_config()`` output.
 
         Example:
@@ -317,32 +285,3 @@ def _convert(image: Image.Image, mode: str) -> Image.Image:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return image if image.mode == mode else image.convert(mode)
-
-
-def preprocessing_from_config(config: dict, folder: str | os.PathLike | None = None) -> Preprocessing:
-    """Rebuild a preprocessing from its ``to_config()`` dict, dispatching on ``config["kind"]``.
-
-    Args:
-        config: the saved dict; ``kind`` is ``"image"``, ``"text"`` or ``"image_text"``.
-        folder: the saved model's folder (text preprocessing reads its tokenizer files there).
-
-    Returns:
-        An ``ImagePreprocessing``, a ``TextPreprocessing`` or an ``ImageTextPreprocessing``.
-
-    Example:
-        >>> prep = preprocessing_from_config({"kind": "image", "input_size": [3, 32, 32]})
-        >>> prep.input_size
-        (3, 32, 32)
-    """
-    kind = config.get("kind")
-    if kind == "image":
-        return ImagePreprocessing.from_config(config)
-    if kind == "text":
-        from finetuner.data.text import TextPreprocessing
-
-        return TextPreprocessing.from_config(config, folder)
-    if kind == "image_text":
-        from finetuner.data.image_text import ImageTextPreprocessing
-
-        return ImageTextPreprocessing.from_config(config)
-    raise ValueError(f"unknown preprocessing kind {kind!r}: expected 'image', 'text' or 'image_text'")
