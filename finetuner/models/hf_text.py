@@ -12,8 +12,8 @@ from torch import nn
 
 from finetuner.models.backbone import Backbone
 from finetuner.models.backend import Backend, register_backend
-from finetuner.models.text_freeze import find_blocks
 from finetuner.models.weights import WeightsNotFoundError
+from finetuner.tailor.blocks import find_blocks
 
 POOLING_MODES = ("mean", "cls", "max")
 EXAMPLE_TEXTS = ("A short example sentence.", "Another, slightly longer sentence to inspect the text encoder.")
