@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from finetuner.core.log import configure_logging
 from finetuner.model import EmbeddingModel, is_saved_model
 from finetuner.models import Backbone, ModelEntry, build_backbone
 from finetuner.run import Run
-from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint
+from finetuner.training import Callback
 
 logger = logging.getLogger("finetuner")
 
@@ -117,16 +116,9 @@ def fit(
         test_data: scored before and after training and never used for any choice: ``run.metrics["test"]``.
         config: a `finetuner.config.FitConfig` (or a JSON/YAML file of one); keyword options override it.
         callbacks: extra `finetuner.training.Callback` objects.
-        **options: any `FitConfig` field by its flat name, one set of defaults shared with the CLI: model
-            (``task``, ``freeze``, ``output_dim``, ``layer_name``, ``head``, ``lora``, ``pretrained``,
-            ``input_size``, ``example_input``, ``model_options``), data (``val_split``, ``augment``), training
-            (``epochs``, ``batch_size``, ``gradient_accumulation_steps``, ``mini_batch_size``,
-            ``matryoshka_dims``, ``logging_steps``, ``learning_rate``, ``optimizer``, ``optimizer_options``,
-            ``scheduler``, ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``,
-            ``num_items_per_class``, ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``,
-            ``miner_options``), cache (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation
-            (``k``, ``max_queries``, ``eval_steps``), output (``output_dir``, ``resume_from``,
-            ``save_total_limit``, ``report_to``, ``verbose``).
+        **options: any `FitConfig` field by its flat name (``freeze``, ``output_dim``, ``epochs``, ``loss``,
+            ``val_split``, ``cache_dir``, ``output_dir``, ...; `FitConfig.option_names()` lists them, the sections
+            of `finetuner.config` document them), one set of defaults shared with the CLI.
 
     Returns:
         A `Run` with ``model``, ``history`` and ``metrics``: ``before`` / ``after`` on the validation data (with
@@ -153,18 +145,15 @@ def fit(
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
-    before = {
-        name: _main_process_metrics(f"{name}, untuned", partial(plan.untuned_metrics, name)) for name in plan.evaluators
-    }
-    metrics: dict[str, Any] = {"before": before["validation"]} if "validation" in before else {}
-    selection = _fit.model_selection(plan, metrics.get("before"), config.evaluation)
+    before = plan.scores(tuned=False)
+    selection = _fit.model_selection(plan, before.get("validation"), config.evaluation)
     trainer = Trainer(
         plan.trained,
         loss,
         plan.batches,
         config.training,
         miner=miner,
-        callbacks=_callbacks(callbacks, plan.evaluator is not None, config, selection),
+        callbacks=_fit.fit_callbacks(callbacks, plan, config, selection),
         evaluate=plan.metrics if plan.evaluator is not None else None,
         encode=net.evaluation_outputs,
         save_model=net.save,
@@ -174,48 +163,12 @@ def fit(
     history = trainer.fit()
     distributed.finish_training(plan.trained)  # under torchrun: every rank holds rank 0's model
     net.eval()
-    if plan.evaluator is not None:
-        metrics["after"] = _main_process_metrics("validation, tuned", plan.metrics)
-    if "test" in before:
-        after = _main_process_metrics("test, tuned", partial(plan.metrics, "test"))
-        metrics["test"] = {"before": before["test"], "after": after}
-    if selection is not None:
-        metrics["selection"] = selection.result()
-        logger.info("%s", _fit.selection_summary(metrics, data))
-    if probed is not None:
-        metrics["probe"] = probed
+    metrics = _fit.run_metrics(before, plan.scores(tuned=True), selection, probed, data)
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
     distributed.barrier()
     return run
-
-
-def _main_process_metrics(when: str, compute: Callable[[], dict[str, float]]) -> dict[str, float]:
-    """Metrics computed on rank 0 and given to every rank, so code after `fit` behaves the same on each."""
-    from finetuner.training import distributed
-
-    metrics = compute() if distributed.is_main_process() else None
-    metrics = distributed.broadcast_object(metrics)
-    logger.info("%s: %s", when, _summary(metrics))
-    return metrics
-
-
-def _callbacks(
-    user: Sequence[Callback], has_eval: bool, config: FitConfig, selection: Callback | None
-) -> list[Callback]:
-    from finetuner.training.trackers import build_trackers
-
-    callbacks = list(user)
-    output_dir = config.output.output_dir
-    if has_eval and not any(isinstance(c, EvaluationCallback) for c in callbacks):
-        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
-    if selection is not None:
-        callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
-    if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
-        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
-    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
-    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
 
 
 def evaluate(
@@ -256,8 +209,3 @@ def load(folder: str | Path, *, model: nn.Module | None = None, device: str | No
         (1, 128)
     """
     return EmbeddingModel.load(folder, model=model, device=device)
-
-
-def _summary(metrics: dict[str, float]) -> str:
-    keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if k in metrics]
-    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)

@@ -5,7 +5,14 @@ outputs behind (`outputs`)."""
 from finetuner._fit.auto import choose_layer_and_head
 from finetuner._fit.data import FitData, apply_data_options, build_objective, columns, data_kind, prepare_data
 from finetuner._fit.outputs import card_data, retrieval_examples, selection_summary, write_outputs
-from finetuner._fit.plan import TrainingPlan, initialize_head, model_selection, plan_training
+from finetuner._fit.plan import (
+    TrainingPlan,
+    fit_callbacks,
+    initialize_head,
+    model_selection,
+    plan_training,
+    run_metrics,
+)
 from finetuner._fit.sources import SOURCES, CachedFeatures, FeatureSource, RawItems, choose_source, head_outputs
 
 __all__ = [
@@ -22,12 +29,14 @@ __all__ = [
     "choose_source",
     "columns",
     "data_kind",
+    "fit_callbacks",
     "head_outputs",
     "initialize_head",
     "model_selection",
     "plan_training",
     "prepare_data",
     "retrieval_examples",
+    "run_metrics",
     "selection_summary",
     "write_outputs",
 ]

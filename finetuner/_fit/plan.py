@@ -3,7 +3,11 @@ data-dependent start and the selection callback."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -13,8 +17,11 @@ from finetuner.config import EvalConfig, FitConfig
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
 from finetuner.tailor import Head
+from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint, distributed
 from finetuner.training.batches import BatchSource
 from finetuner.training.selection import ModelSelection
+
+logger = logging.getLogger("finetuner")
 
 
 @dataclass
@@ -42,6 +49,17 @@ class TrainingPlan:
     def metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics of the model as it is now."""
         return self.source.score(which, tuned=True)
+
+    def scores(self, *, tuned: bool) -> dict[str, dict[str, float]]:
+        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, computed on rank 0 and given
+        to every rank (so code after `fit` behaves the same on each), and logged."""
+        found = {}
+        for which in self.evaluators:
+            compute = self.metrics if tuned else self.untuned_metrics
+            metrics = distributed.broadcast_object(compute(which) if distributed.is_main_process() else None)
+            logger.info("%s, %s: %s", which, "tuned" if tuned else "untuned", summary(metrics))
+            found[which] = metrics
+        return found
 
     def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
@@ -90,3 +108,51 @@ def model_selection(
         reference=untuned,
         tolerance=evaluation.guard_tolerance,
     )
+
+
+def fit_callbacks(
+    user: Sequence[Callback], plan: TrainingPlan, config: FitConfig, selection: Callback | None
+) -> list[Callback]:
+    """The user's callbacks with what fit adds: per-epoch evaluation, selection right after it, checkpoints under
+    ``output_dir``, the trackers of ``report_to``."""
+    from finetuner.training.trackers import build_trackers
+
+    callbacks = list(user)
+    output_dir = config.output.output_dir
+    if plan.evaluator is not None and not any(isinstance(c, EvaluationCallback) for c in callbacks):
+        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
+    if selection is not None:
+        callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
+    if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
+        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
+    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
+    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
+
+
+def run_metrics(
+    before: dict[str, dict[str, float]],
+    after: dict[str, dict[str, float]],
+    selection: ModelSelection | None,
+    probed: dict[str, Any] | None,
+    data: FitData,
+) -> dict[str, Any]:
+    """`Run.metrics`: ``before`` / ``after`` on validation, ``test`` (before / after), ``selection``, ``probe``."""
+    from finetuner._fit.outputs import selection_summary
+
+    metrics: dict[str, Any] = {}
+    if "validation" in after:
+        metrics["before"], metrics["after"] = before["validation"], after["validation"]
+    if "test" in after:
+        metrics["test"] = {"before": before["test"], "after": after["test"]}
+    if selection is not None:
+        metrics["selection"] = selection.result()
+        logger.info("%s", selection_summary(metrics, data))
+    if probed is not None:
+        metrics["probe"] = probed
+    return metrics
+
+
+def summary(metrics: dict[str, float]) -> str:
+    """The headline metrics in one log line."""
+    keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if k in metrics]
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)
