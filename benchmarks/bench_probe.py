@@ -1,4 +1,4 @@
-"""P7: `finetuner.probe` against one plain forward pass of the backbone, side by side in one process.
+"""P7: `finetuner.probing` against one plain forward pass of the backbone, side by side in one process.
 
 1. ``probe``: 4 layers x 3 heads (none, linear:128, projection:128) on a Fashion-MNIST subset, **cold** feature
    cache (a fresh cache folder every repeat): the backbone runs once with hooks on the 4 layers, then 8 heads
@@ -32,7 +32,7 @@ import torch
 import finetuner
 from finetuner.data import ItemDataset, load_fashion_mnist, make_loader
 from finetuner.models import build_backbone
-from finetuner.probe import Recipe, probe, sweep
+from finetuner.probing import Recipe, probe, sweep
 
 HEADS = ("none", "linear:128", "projection:128")
 

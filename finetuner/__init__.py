@@ -19,6 +19,8 @@ _EXPORTS = {
     "load": "finetuner.api",
     "list_models": "finetuner.api",
     "display": "finetuner.api",
+    "probe": "finetuner.probing",
+    "sweep": "finetuner.probing",
     "Run": "finetuner.run",
     "EmbeddingModel": "finetuner.model",
     "tailor": "finetuner.tailor",
@@ -40,6 +42,8 @@ __all__ = [
     "fit",
     "list_models",
     "load",
+    "probe",
+    "sweep",
     "tailor",
 ]
 
@@ -49,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetuner.config import FitConfig
     from finetuner.data import DataError
     from finetuner.model import EmbeddingModel
+    from finetuner.probing import probe, sweep
     from finetuner.run import Run
     from finetuner.training import TrainingDivergedError
 

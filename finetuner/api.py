@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ from torch import nn
 from finetuner.config import FitConfig, ModelConfig
 from finetuner.core.log import configure_logging
 from finetuner.model import EmbeddingModel, is_saved_model
-from finetuner.models import ModelEntry, build_backbone
+from finetuner.models import Backbone, ModelEntry, build_backbone
 from finetuner.run import Run
-from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint
+from finetuner.training import Callback
 
 logger = logging.getLogger("finetuner")
 
@@ -52,7 +51,7 @@ def display(
 
 
 def build_model(
-    model: str | Path | nn.Module,
+    model: str | Path | nn.Module | Backbone,
     config: ModelConfig | None = None,
     *,
     classes: Sequence[str] | None = None,
@@ -61,8 +60,8 @@ def build_model(
     """Tailor a model without training it: chop after ``layer_name``, freeze, attach a head.
 
     Args:
-        model: a registered name (`list_models`), a timm name, a saved folder, a Hugging Face folder or an
-            ``nn.Module`` (with ``input_size`` or ``example_input``).
+        model: a registered name (`list_models`), a timm name, a saved folder, a Hugging Face folder, an
+            ``nn.Module`` (with ``input_size`` or ``example_input``) or a built `finetuner.models.Backbone`.
         config: a `finetuner.config.ModelConfig`; or give its fields as keywords (``freeze``, ``output_dim``,
             ``layer_name``, ``head``, ``task``, ``lora``, ``pretrained``, ``input_size``, ``example_input``,
             ``model_options``), documented there. Other keywords go to the model's builder, as
@@ -74,32 +73,16 @@ def build_model(
         >>> sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
         True
     """
-    from finetuner import tailor
+    from finetuner.tailoring import continue_training, tailor_backbone
 
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     builder = {k: options.pop(k) for k in list(options) if k not in fields}
     config = dataclasses.replace(config, **options) if config is not None else ModelConfig(**options)
     if builder:
         config = dataclasses.replace(config, model_options={**config.model_options, **builder})
-    task, freeze, output_dim, layer_name, head = (
-        config.task,
-        config.freeze,
-        config.output_dim,
-        config.layer_name,
-        config.head,
-    )
-    if isinstance(head, nn.Module):
-        tailor.check_head(head)  # a head must save and load: refused here, not at save()
+    options = {"freeze_layers": config.freeze, "head": config.head, "output_dim": config.output_dim}
     if isinstance(model, (str, Path)) and is_saved_model(model):
-        return _continue_from_saved(EmbeddingModel.load(model), freeze, output_dim, head)
-    if task == "embedding" and freeze is True and output_dim is None:
-        raise ValueError(
-            "freeze=True without output_dim would train nothing: set output_dim=... to attach a trainable "
-            "projection head, or freeze only some layers (freeze=['layer1', ...])."
-        )
-    classification = task == "classification"
-    if classification and not classes:
-        raise ValueError("task='classification' needs the class names (fit() takes them from the training data).")
+        return continue_training(EmbeddingModel.load(model), **options)
     backbone = build_backbone(
         model,
         pretrained=config.pretrained,
@@ -107,87 +90,9 @@ def build_model(
         example_input=config.example_input,
         **config.model_options,
     )
-    freeze = _resolve_freeze(backbone.module, freeze)
-    backend = backbone.backend
-    layer_name = backend.cut(backbone, layer_name)  # text keeps its first blocks, CLIP refuses; else Tailor chops
-    if backend.pools_itself:
-        # Encoders that already pool to one vector (text with the attention mask, CLIP per tower): nothing to chop.
-        tailored = tailor.attach(tailor.freeze(backbone.module, freeze) if freeze else backbone.module, None)
-        if output_dim is not None:
-            tailored.head = _make_head(head, tailored, backbone.example_input, output_dim)
-    else:
-        tailored = tailor.to_embedding_model(
-            backbone.module,
-            layer_name=layer_name,
-            freeze=False if classification else freeze,
-            output_dim=None if classification else output_dim,
-            example_input=backbone.example_input,
-            head=head,
-        )
-        if classification and freeze:
-            tailor.freeze(tailored.backbone, freeze)
-    if classification:
-        tailored.head = tailor.ClassificationHead(_feature_dim(tailored, backbone.example_input), len(classes))
-    if config.lora:
-        from finetuner.models.lora import apply_lora
-
-        tailored.backbone = apply_lora(tailored.backbone, config.lora)
-    spec = {
-        "backbone": backbone.spec,
-        "layer_name": getattr(tailored, "embedding_layer", None),
-        "task": task,
-        "classes": list(classes or []),
-    }
-    return EmbeddingModel(
-        tailored.backbone, tailored.pool, tailored.head, preprocessing=backbone.preprocessing, spec=spec
+    return tailor_backbone(
+        backbone, layer_name=config.layer_name, task=config.task, classes=classes, lora=config.lora, **options
     )
-
-
-def _continue_from_saved(
-    model: EmbeddingModel, freeze: bool | str | Sequence[str], output_dim: int | None, head: str | nn.Module
-) -> EmbeddingModel:
-    """A saved model to train further: freeze what is asked (freezing is not stored in the weights), and attach a
-    head when the saved model has none and ``output_dim`` asks for one."""
-    from finetuner import tailor
-
-    model.train()
-    if freeze is True:
-        tailor.freeze(model.backbone)
-    elif freeze:
-        names = _resolve_freeze(model.backbone, freeze)
-        # an EarlyExit backbone holds the original network as `.model`: the user's names are the original ones
-        prefix = "model." if isinstance(model.backbone, tailor.EarlyExit) else ""
-        tailor.freeze(model.backbone, [prefix + name for name in names])
-    if output_dim is not None and model.head is None:
-        model.head = _make_head(head, model, model.example_input(), output_dim)
-    return model
-
-
-def _resolve_freeze(module: nn.Module, freeze: bool | str | Sequence[str]) -> bool | list[str]:
-    """``"first:N"`` → the module names of the embeddings and the first N blocks of ``module``; other values
-    unchanged."""
-    if isinstance(freeze, str):
-        if freeze.startswith("first:"):
-            from finetuner.models.text_freeze import resolve_freeze_spec
-
-            return resolve_freeze_spec(module, freeze)
-        return [freeze]
-    return list(freeze) if isinstance(freeze, (list, tuple)) else bool(freeze)
-
-
-def _feature_dim(tailored: nn.Module, example_input: Any) -> int:
-    from finetuner.tailor import output_width
-
-    return output_width(tailored, tailored.features, example_input)
-
-
-def _make_head(head: str | nn.Module, tailored: nn.Module, example_input: Any, output_dim: int) -> nn.Module:
-    from finetuner.tailor import check_head, create_head
-
-    check_head(head)
-    if isinstance(head, nn.Module):
-        return head
-    return create_head(head, _feature_dim(tailored, example_input), output_dim)
 
 
 def fit(
@@ -211,16 +116,9 @@ def fit(
         test_data: scored before and after training and never used for any choice: ``run.metrics["test"]``.
         config: a `finetuner.config.FitConfig` (or a JSON/YAML file of one); keyword options override it.
         callbacks: extra `finetuner.training.Callback` objects.
-        **options: any `FitConfig` field by its flat name, one set of defaults shared with the CLI: model
-            (``task``, ``freeze``, ``output_dim``, ``layer_name``, ``head``, ``lora``, ``pretrained``,
-            ``input_size``, ``example_input``, ``model_options``), data (``val_split``, ``augment``), training
-            (``epochs``, ``batch_size``, ``gradient_accumulation_steps``, ``mini_batch_size``,
-            ``matryoshka_dims``, ``logging_steps``, ``learning_rate``, ``optimizer``, ``optimizer_options``,
-            ``scheduler``, ``warmup_ratio``, ``grad_clip``, ``precision``, ``device``, ``seed``,
-            ``num_items_per_class``, ``num_workers``, ``compile``, ``loss``, ``miner``, ``loss_options``,
-            ``miner_options``), cache (``cache``, ``cache_views``, ``cache_dtype``, ``cache_dir``), evaluation
-            (``k``, ``max_queries``, ``eval_steps``), output (``output_dir``, ``resume_from``,
-            ``save_total_limit``, ``report_to``, ``verbose``).
+        **options: any `FitConfig` field by its flat name (``freeze``, ``output_dim``, ``epochs``, ``loss``,
+            ``val_split``, ``cache_dir``, ``output_dir``, ...; `FitConfig.option_names()` lists them, the sections
+            of `finetuner.config` document them), one set of defaults shared with the CLI.
 
     Returns:
         A `Run` with ``model``, ``history`` and ``metrics``: ``before`` / ``after`` on the validation data (with
@@ -242,23 +140,20 @@ def fit(
     distributed.init_distributed()
     seed_everything(config.training.seed)
     data = _fit.prepare_data(train_data, eval_data, test_data, config)
-    config, probed = _fit.choose_layer_and_head(model, data, config)
-    net = build_model(model, config.model, classes=data.classes)
+    config, probed, built = _fit.choose_layer_and_head(model, data, config)  # built: the probe's backbone, or model
+    net = build_model(built, config.model, classes=data.classes)
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
-    before = {
-        name: _main_process_metrics(f"{name}, untuned", partial(plan.untuned_metrics, name)) for name in plan.evaluators
-    }
-    metrics: dict[str, Any] = {"before": before["validation"]} if "validation" in before else {}
-    selection = _fit.model_selection(plan, metrics.get("before"), config.evaluation)
+    before = plan.scores(tuned=False)
+    selection = _fit.model_selection(plan, before.get("validation"), config.evaluation)
     trainer = Trainer(
         plan.trained,
         loss,
         plan.batches,
         config.training,
         miner=miner,
-        callbacks=_callbacks(callbacks, plan.evaluator is not None, config, selection),
+        callbacks=_fit.fit_callbacks(callbacks, plan, config, selection),
         evaluate=plan.metrics if plan.evaluator is not None else None,
         encode=net.evaluation_outputs,
         save_model=net.save,
@@ -268,48 +163,12 @@ def fit(
     history = trainer.fit()
     distributed.finish_training(plan.trained)  # under torchrun: every rank holds rank 0's model
     net.eval()
-    if plan.evaluator is not None:
-        metrics["after"] = _main_process_metrics("validation, tuned", plan.metrics)
-    if "test" in before:
-        after = _main_process_metrics("test, tuned", partial(plan.metrics, "test"))
-        metrics["test"] = {"before": before["test"], "after": after}
-    if selection is not None:
-        metrics["selection"] = selection.result()
-        logger.info("%s", _fit.selection_summary(metrics, data))
-    if probed is not None:
-        metrics["probe"] = probed
+    metrics = _fit.run_metrics(before, plan.scores(tuned=True), selection, probed, data)
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
     distributed.barrier()
     return run
-
-
-def _main_process_metrics(when: str, compute: Callable[[], dict[str, float]]) -> dict[str, float]:
-    """Metrics computed on rank 0 and given to every rank, so code after `fit` behaves the same on each."""
-    from finetuner.training import distributed
-
-    metrics = compute() if distributed.is_main_process() else None
-    metrics = distributed.broadcast_object(metrics)
-    logger.info("%s: %s", when, _summary(metrics))
-    return metrics
-
-
-def _callbacks(
-    user: Sequence[Callback], has_eval: bool, config: FitConfig, selection: Callback | None
-) -> list[Callback]:
-    from finetuner.training.trackers import build_trackers
-
-    callbacks = list(user)
-    output_dir = config.output.output_dir
-    if has_eval and not any(isinstance(c, EvaluationCallback) for c in callbacks):
-        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
-    if selection is not None:
-        callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
-    if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
-        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
-    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
-    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
 
 
 def evaluate(
@@ -350,8 +209,3 @@ def load(folder: str | Path, *, model: nn.Module | None = None, device: str | No
         (1, 128)
     """
     return EmbeddingModel.load(folder, model=model, device=device)
-
-
-def _summary(metrics: dict[str, float]) -> str:
-    keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if k in metrics]
-    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)

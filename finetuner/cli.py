@@ -29,13 +29,16 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _parse_freeze(value: str) -> bool | str | list[str]:
-    """``true``/``false``, ``first:N``, or comma-separated layer names."""
+    """``true``/``false``, ``first:N`` / ``all-but-last:N``, or comma-separated layer names: the forms
+    `finetuner.tailor.resolve_freeze` takes, checked by `ModelConfig`."""
+    from finetuner.tailor.freezing import ALL_BUT_LAST, FIRST
+
     lowered = value.strip().lower()
     if lowered in ("true", "yes", "1", "all"):
         return True
     if lowered in ("false", "no", "0", "none", ""):
         return False
-    if lowered.startswith("first:"):
+    if lowered.startswith((FIRST, ALL_BUT_LAST)):
         return value.strip()
     return [name.strip() for name in value.split(",") if name.strip()]
 
@@ -313,17 +316,23 @@ def probe(
     plot: Annotated[Path | None, typer.Option(help="save the leaderboard as a bar chart (PNG)")] = None,
     input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,
     pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk")] = True,
+    val_split: Annotated[
+        float | None, typer.Option(help="without --eval-data, hold out this fraction of items (default: fit's)")
+    ] = None,
+    val_class_split: Annotated[
+        float | None, typer.Option(help="... and this fraction of whole classes (default: fit's)")
+    ] = None,
 ) -> None:
     """Find the best layer and head for your data in about one forward pass; print the leaderboard and the
     fit options of the winner."""
-    from finetuner.probe import plot_leaderboard
-    from finetuner.probe import probe as probe_model
-    from finetuner.probe import sweep as sweep_model
+    import finetuner
+    from finetuner.probing import plot_leaderboard
 
     chosen: Any = layers if layers == "auto" else int(layers) if layers.isdigit() else layers.split(",")
     size = _parse_option("input_size", input_size) if input_size else None
-    common = {"pretrained": pretrained, "input_size": size}
-    board = probe_model(model, train_data, eval_data, layers=chosen, heads=heads.split(","), **common)
+    splits = {"val_split": val_split, "val_class_split": val_class_split}
+    common = {"pretrained": pretrained, "input_size": size} | {k: v for k, v in splits.items() if v is not None}
+    board = finetuner.probe(model, train_data, eval_data, layers=chosen, heads=heads.split(","), **common)
     typer.echo(str(board))
     if plot is not None:
         plot_leaderboard(board).savefig(plot)
@@ -331,7 +340,7 @@ def probe(
     if sweep:
         head = board.best.head if board.best.head != "none" else "projection"
         layer = board.best.layer_name
-        result = sweep_model(model, train_data, eval_data, layer=layer, head=head, n_trials=sweep, **common)
+        result = finetuner.sweep(model, train_data, eval_data, layer=layer, head=head, n_trials=sweep, **common)
         typer.echo(str(result))
         options = result.fit_options()
     typer.echo(f"fit with: {json.dumps(options)}")

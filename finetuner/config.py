@@ -32,13 +32,15 @@ class ModelConfig:
     Attributes:
         task: ``embedding`` (metric learning) or ``classification`` (the classifier becomes
             ``Linear(features, len(classes))``).
-        freeze: True for the whole backbone, layer names / prefixes, or ``"first:N"`` for the first N transformer
-            blocks (with the embeddings).
+        freeze: True for the whole backbone; a layer name or a list of them as `finetuner display` prints them for
+            the original model (each freezes everything under it); ``"first:N"`` / ``"all-but-last:N"`` for the
+            first N / all but the last N transformer blocks (with the embeddings). Checked against the model
+            before it is cut (`finetuner.tailor.resolve_freeze`).
         output_dim: size of the trainable head's output (None: no head; ``"auto"``: the best of 128, 256 and, unless
-            the whole backbone is frozen, no head, measured by `finetuner.probe.probe` on validation data).
+            the whole backbone is frozen, no head, measured by `finetuner.probing.probe` on validation data).
         layer_name: cut the network after this layer (`display` lists them); None: the layer feeding the original
             classifier; ``"auto"``: the best of that layer and the stages (text: blocks) before it, measured by
-            `finetuner.probe.probe` in one pass of the backbone.
+            `finetuner.probing.probe` in one pass of the backbone.
         head: head name (``residual``: starts as the PCA of the backbone's features and learns a residual on top,
             the measured default; ``projection``, ``linear``, ...) or a `finetuner.tailor.Head`.
         lora: True, LoRA options (``rank``, ``alpha``, ``dropout``, ``target_modules``, or peft's ``r``,
@@ -62,8 +64,11 @@ class ModelConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from finetuner.tailor import check_freeze
+
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        self.freeze = check_freeze(self.freeze)
         auto = self.output_dim == "auto"
         if self.output_dim is not None and not auto and (not isinstance(self.output_dim, int) or self.output_dim < 1):
             raise ValueError(f"output_dim must be a positive size, 'auto' or None (no head), got {self.output_dim!r}.")

@@ -23,7 +23,7 @@ from finetuner.data.formats import (
     register_format,
     table_to_data,
 )
-from finetuner.data.holdout import Holdout, hold_out, hold_out_indices
+from finetuner.data.holdout import Holdout, HoldoutRows, hold_out, hold_out_indices
 from finetuner.data.loader import Loader
 from finetuner.data.preprocessing import (
     IMAGENET_MEAN,
@@ -40,7 +40,7 @@ from finetuner.data.records import (
     encode_labels,
     take_items,
 )
-from finetuner.data.samplers import ClassBalancedSampler
+from finetuner.data.samplers import ClassBalancedSampler, ShuffledBatchSampler
 from finetuner.data.sources import load_data
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "DatasetItems",
     "FileFormat",
     "Holdout",
+    "HoldoutRows",
     "ImagePreprocessing",
     "ItemDataset",
     "LabeledData",
@@ -62,6 +63,7 @@ __all__ = [
     "PairData",
     "PairDataset",
     "Preprocessing",
+    "ShuffledBatchSampler",
     "Table",
     "check_at_least_two_classes",
     "default_num_workers",

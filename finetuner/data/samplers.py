@@ -1,4 +1,6 @@
-"""Class-balanced batches for metric learning: P classes times m items per batch, every item every epoch.
+"""The batch samplers: `ClassBalancedSampler` (P classes times m items per batch, every item every epoch, for
+metric learning) and `ShuffledBatchSampler` (seeded shuffled batches). Both reshuffle per epoch with `set_epoch`
+and shard across DDP ranks, so every batch source follows the same schedule.
 
 pytorch-metric-learning's ``MPerClassSampler`` draws items at random (with a global numpy RNG), so some
 items are never seen in an epoch; this sampler instead cuts each class into chunks of m items and spreads
@@ -7,14 +9,17 @@ every chunk over the epoch's batches.
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import BatchSampler, Sampler
 
 from finetuner.data.errors import DataError
+
+logger = logging.getLogger("finetuner")
 
 
 class ClassBalancedSampler(Sampler[list[int]]):
@@ -26,9 +31,9 @@ class ClassBalancedSampler(Sampler[list[int]]):
     yet in that batch. So every item is visited at least once per epoch, and the number of batches is
     fixed by the labels: ``max(ceil(chunks / classes_per_batch), largest class's chunks)``.
 
-    Settings that cannot work are adjusted with one warning: ``m`` larger than ``batch_size // 2``
-    (a batch needs 2 classes), ``batch_size`` not a multiple of ``m``, more classes per batch than there
-    are classes (``m`` grows so the batch keeps about its size), and classes with fewer than ``m`` items
+    Settings that cannot work are adjusted, said in one info line of the ``finetuner`` log: ``m`` larger than
+    ``batch_size // 2`` (a batch needs 2 classes), ``batch_size`` not a multiple of ``m``, more classes per batch
+    than there are classes (``m`` grows so the batch keeps about its size), and classes with fewer than ``m`` items
     (sampled with replacement).
 
     Args:
@@ -102,8 +107,8 @@ class ClassBalancedSampler(Sampler[list[int]]):
         if small:
             shown = ", ".join(f"class {c} ({n})" for c, n in small[:5]) + (", ..." if len(small) > 5 else "")
             notes.append(f"{len(small)} classes have fewer than {m} items and are sampled with replacement: {shown}")
-        if notes:
-            warnings.warn("ClassBalancedSampler adjusted: " + "; ".join(notes), stacklevel=3)
+        if notes:  # an ordinary adjustment, nothing for the user to change: an info line, not a warning
+            logger.info("class-balanced batches adjusted: %s", "; ".join(notes))
         return m, batch_size
 
     def set_epoch(self, epoch: int) -> None:
@@ -174,3 +179,41 @@ class ClassBalancedSampler(Sampler[list[int]]):
     def _filler(self, rng: np.random.Generator, c: int) -> np.ndarray:
         indices = self.class_indices[c]
         return rng.choice(indices, self.m, replace=len(indices) < self.m)
+
+
+class ShuffledBatchSampler(BatchSampler):
+    """Seeded shuffled batches of indices, reshuffled per epoch with `set_epoch`; shards across DDP ranks.
+
+    A `BatchSampler` (without its base's item sampler), so DataLoaders treat it as one.
+
+    Example:
+        >>> sampler = ShuffledBatchSampler(10, batch_size=4, seed=0)
+        >>> sorted(i for batch in sampler for i in batch)
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _shard_size(self) -> int:
+        # Every rank gets the same number of items (a few repeat, as with DistributedSampler), so batch shapes
+        # match across ranks: DDP steps in lockstep and in-batch-negative losses can all_gather.
+        return -(-self.num_items // self.num_replicas)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_items, generator=generator).tolist()
+        padded = (order * self.num_replicas)[: self._shard_size() * self.num_replicas]
+        shard = padded[self.rank :: self.num_replicas]
+        for start in range(0, len(shard), self.batch_size):
+            batch = shard[start : start + self.batch_size]
+            if len(batch) >= 2:  # a batch of one breaks BatchNorm and every pair loss
+                yield batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(self._shard_size(), self.batch_size)
+        return full + (rest >= 2)

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from finetuner.models.backend import Backbone, Backend, register_backend
-from finetuner.models.text_freeze import find_blocks
 from finetuner.models.weights import WeightsNotFoundError
+from finetuner.tailor.blocks import find_blocks
 
 POOLING_MODES = ("mean", "cls", "max")
 EXAMPLE_TEXTS = ("A short example sentence.", "Another, slightly longer sentence to inspect the text encoder.")

@@ -7,7 +7,16 @@ Example:
     >>> emb = tailor.to_embedding_model(model, freeze=True, output_dim=128)
 """
 
-from finetuner.tailor.freezing import count_parameters, freeze, is_frozen, trainable_parameters, unfreeze
+from finetuner.tailor.blocks import find_blocks, first_blocks
+from finetuner.tailor.freezing import (
+    check_freeze,
+    count_parameters,
+    freeze,
+    is_frozen,
+    resolve_freeze,
+    trainable_parameters,
+    unfreeze,
+)
 from finetuner.tailor.heads import (
     ClassificationHead,
     Head,
@@ -38,6 +47,7 @@ __all__ = [
     "ResidualProjectionHead",
     "TailoredModel",
     "attach",
+    "check_freeze",
     "check_head",
     "chop",
     "count_parameters",
@@ -45,12 +55,15 @@ __all__ = [
     "default_embedding_layer",
     "dense_layers",
     "display",
+    "find_blocks",
+    "first_blocks",
     "freeze",
     "head_from_config",
     "is_frozen",
-    "output_width",
     "list_heads",
+    "output_width",
     "layer_features",
+    "resolve_freeze",
     "summary",
     "to_embedding_model",
     "trainable_parameters",

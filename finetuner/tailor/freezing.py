@@ -7,10 +7,79 @@ from collections.abc import Sequence
 from torch import nn
 
 from finetuner.tailor._inputs import unknown_name
+from finetuner.tailor.blocks import find_blocks, first_blocks
 
 _MARK = "_finetuner_frozen"
 
 Layers = bool | str | Sequence[str]
+FIRST, ALL_BUT_LAST = "first:", "all-but-last:"  # "first:N" / "all-but-last:N" transformer blocks
+
+
+def check_freeze(layers: Layers) -> bool | str | list[str]:
+    """``layers`` in one of the forms `resolve_freeze` takes, checked without a model: a bool, ``"first:N"`` /
+    ``"all-but-last:N"``, a layer name, or a list of layer names (a tuple becomes a list).
+
+    Raises:
+        ValueError: another type, an empty or non-string name, or a block count that is not a whole number.
+
+    Example:
+        >>> check_freeze(("conv1", "layer1"))
+        ['conv1', 'layer1']
+    """
+    if isinstance(layers, bool):
+        return layers
+    if isinstance(layers, str):
+        for form in (FIRST, ALL_BUT_LAST):
+            if layers.startswith(form) and not layers[len(form) :].isdigit():
+                raise ValueError(f"freeze={layers!r}: use {form}N with a whole number N of transformer blocks.")
+        names = [layers]
+    elif isinstance(layers, (list, tuple)):
+        names = list(layers)
+    else:
+        raise ValueError(
+            f"freeze must be True/False, 'first:N', 'all-but-last:N', a layer name or a list of layer names "
+            f"(`finetuner display MODEL` lists them), got {type(layers).__name__} {layers!r}."
+        )
+    bad = [name for name in names if not isinstance(name, str) or not name.strip(".").strip()]
+    if bad:
+        raise ValueError(f"freeze names must be non-empty layer names (`finetuner display MODEL` lists them): {bad}.")
+    return layers if isinstance(layers, str) else names
+
+
+def resolve_freeze(model: nn.Module, layers: Layers) -> bool | list[str]:
+    """The one freeze convention, resolved and checked against ``model`` (the original network, before any cut):
+    ``True`` / ``False``; ``"first:N"`` (the embeddings and the first N transformer blocks); ``"all-but-last:N"``
+    (all blocks but the last N, with the embeddings); a name or a list of names that `display` prints for
+    ``model`` (each freezes everything under it).
+
+    Returns:
+        ``True``, ``False`` or the list of names to pass to `freeze`.
+
+    Raises:
+        ValueError: a malformed value, an unknown name (the message lists the closest ones), a block count the model
+            does not have.
+
+    Example:
+        >>> resolve_freeze(vit, "first:1")  # doctest: +SKIP
+        ['patch_embed', 'cls_token', 'pos_embed', 'blocks.0']
+    """
+    layers = check_freeze(layers)
+    if isinstance(layers, bool):
+        return layers
+    if isinstance(layers, str) and layers.startswith(FIRST):
+        return first_blocks(model, int(layers[len(FIRST) :]))
+    if isinstance(layers, str) and layers.startswith(ALL_BUT_LAST):
+        name, blocks = find_blocks(model)
+        last = int(layers[len(ALL_BUT_LAST) :])
+        if not 0 <= last <= len(blocks):
+            raise ValueError(
+                f"{type(model).__name__} has {len(blocks)} blocks ({name}): freeze 'all-but-last:0' to "
+                f"'all-but-last:{len(blocks)}', not {layers!r}"
+            )
+        return first_blocks(model, len(blocks) - last)
+    names = [layers] if isinstance(layers, str) else layers
+    _select(model, names)  # unknown names fail here, with the closest ones
+    return names
 
 
 def _keep_eval(module: nn.Module, args: tuple) -> None:

@@ -1,6 +1,6 @@
 """Where batches come from: the `BatchSource` contract the trainer reads, and its implementations (a DataLoader
-over items, tensors of cached features). All follow one batch sampler, so a cached and an uncached run see the
-same batches in the same order."""
+over items, tensors of cached features). All follow one batch sampler (`finetuner.data.samplers`), so a cached and
+an uncached run see the same batches in the same order."""
 
 from __future__ import annotations
 
@@ -10,44 +10,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, Dataset
-
-
-class ShuffledBatchSampler(BatchSampler):
-    """Seeded shuffled batches of indices, reshuffled per epoch with `set_epoch`; shards across DDP ranks.
-
-    A `BatchSampler` (without its base's item sampler), so DataLoaders treat it as one.
-
-    Example:
-        >>> sampler = ShuffledBatchSampler(10, batch_size=4, seed=0)
-        >>> sorted(i for batch in sampler for i in batch)
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-    """
-
-    def __init__(self, num_items: int, batch_size: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
-        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
-        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _shard_size(self) -> int:
-        # Every rank gets the same number of items (a few repeat, as with DistributedSampler), so batch shapes
-        # match across ranks: DDP steps in lockstep and in-batch-negative losses can all_gather.
-        return -(-self.num_items // self.num_replicas)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.num_items, generator=generator).tolist()
-        padded = (order * self.num_replicas)[: self._shard_size() * self.num_replicas]
-        shard = padded[self.rank :: self.num_replicas]
-        for start in range(0, len(shard), self.batch_size):
-            batch = shard[start : start + self.batch_size]
-            if len(batch) >= 2:  # a batch of one breaks BatchNorm and every pair loss
-                yield batch
-
-    def __len__(self) -> int:
-        full, rest = divmod(self._shard_size(), self.batch_size)
-        return full + (rest >= 2)
 
 
 class BatchSource(ABC):

@@ -15,10 +15,10 @@ LAYERS = [
     {"evaluation", "models"},
     {"inference"},
     {"training"},
-    {"export", "probe", "card"},
-    {"model"},
+    {"export", "card"},
+    {"model", "tailoring"},
     {"report"},
-    {"config", "run", "_fit", "api"},
+    {"config", "run", "_fit", "api", "probing"},
     {"cli", "__main__"},
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}

@@ -1,3 +1,4 @@
+import logging
 import warnings
 from collections import Counter
 
@@ -51,11 +52,18 @@ def test_seeded_epochs_reproduce_and_differ():
     assert epoch(a, 0) != epoch(ClassBalancedSampler(labels, 2, batch_size=6, seed=4), 0)
 
 
-def test_small_classes_are_sampled_with_replacement_and_one_warning():
+def adjustments(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "finetuner" and "adjusted" in r.getMessage()]
+
+
+def test_small_classes_are_sampled_with_replacement_said_in_one_info_line(caplog):
     labels = np.repeat(np.arange(4), [6, 1, 2, 6])
-    with pytest.warns(UserWarning, match="2 classes have fewer than 4 items") as record:
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="finetuner"):
+        warnings.simplefilter("error")  # an ordinary adjustment is no warning
         sampler = ClassBalancedSampler(labels, 4, batch_size=8)
-    assert len(record) == 1
+    lines = adjustments(caplog)
+    assert len(lines) == 1 and "2 classes have fewer than 4 items" in lines[0]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "finetuner")
     batches = epoch(sampler)
     assert set(np.concatenate(batches).tolist()) == set(range(len(labels)))
     assert all(set(Counter(labels[b].tolist()).values()) == {4} for b in batches)
@@ -69,9 +77,10 @@ def test_small_classes_are_sampled_with_replacement_and_one_warning():
         (2, 16, 3, (5, 15), "only 3 classes"),
     ],
 )
-def test_impossible_settings_are_adjusted_with_a_warning(m, batch_size, classes, expected, message):
-    with pytest.warns(UserWarning, match=message):
+def test_impossible_settings_are_adjusted_and_logged(m, batch_size, classes, expected, message, caplog):
+    with caplog.at_level(logging.INFO, logger="finetuner"):
         sampler = ClassBalancedSampler(np.repeat(np.arange(classes), 8), m, batch_size=batch_size)
+    assert any(message in line for line in adjustments(caplog))
     assert (sampler.m, sampler.batch_size) == expected
     assert all(len(batch) == expected[1] for batch in epoch(sampler))
 

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 import finetuner
+from finetuner.data import ShuffledBatchSampler
 from finetuner.training import TrainConfig, Trainer, TrainingDivergedError
-from finetuner.training.batches import ShuffledBatchSampler, TensorBatches
+from finetuner.training.batches import TensorBatches
 from finetuner.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 
 

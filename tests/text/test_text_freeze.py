@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from finetuner import tailor
-from finetuner.models.text_freeze import find_blocks, resolve_freeze_spec
+from finetuner.tailor import find_blocks, resolve_freeze
 from finetuner.training.pair_losses import MultipleNegativesRankingLoss
 from tests.text.conftest import SENTENCES
 
@@ -19,12 +19,12 @@ def _params(module):
 
 
 def test_first_n_blocks_names(backbone):
-    assert resolve_freeze_spec(backbone.module, "first:2") == FROZEN
-    assert resolve_freeze_spec(backbone.module, "first:0") == ["transformer.embeddings"]
+    assert resolve_freeze(backbone.module, "first:2") == FROZEN
+    assert resolve_freeze(backbone.module, "first:0") == ["transformer.embeddings"]
     with pytest.raises(ValueError, match="'first:0' to 'first:3'"):
-        resolve_freeze_spec(backbone.module, "first:4")
-    with pytest.raises(ValueError, match="unknown freeze form"):
-        resolve_freeze_spec(backbone.module, "last:2")
+        resolve_freeze(backbone.module, "first:4")
+    with pytest.raises(ValueError, match="Unknown layer name"):
+        resolve_freeze(backbone.module, "last:2")
 
 
 def test_blocks_are_the_longest_list_of_identical_modules():
@@ -37,7 +37,7 @@ def test_blocks_are_the_longest_list_of_identical_modules():
             self.pos_embed = nn.Parameter(torch.zeros(4))
 
     assert find_blocks(Net())[0] == "blocks"
-    assert resolve_freeze_spec(Net(), "first:1") == ["token_embed", "pos_embed", "blocks.0"]
+    assert resolve_freeze(Net(), "first:1") == ["token_embed", "pos_embed", "blocks.0"]
     with pytest.raises(ValueError, match="no list of identical blocks"):
         find_blocks(nn.Linear(2, 2))
 
@@ -52,7 +52,7 @@ def test_display_marks_the_pooling_as_embedding_layer(backbone):
 
 def test_frozen_first_blocks_stay_bit_identical_while_the_rest_trains(backbone):
     encoder = backbone.module
-    freeze = resolve_freeze_spec(encoder, "first:2")
+    freeze = resolve_freeze(encoder, "first:2")
     model = tailor.to_embedding_model(encoder, example_input=backbone.example_input, freeze=freeze, output_dim=8)
     assert model.embedding_layer == "pool"
     with torch.no_grad():  # the tailored features are the encoder's masked-mean embeddings
@@ -76,3 +76,17 @@ def test_frozen_first_blocks_stay_bit_identical_while_the_rest_trains(backbone):
     for name, param in model.named_parameters():
         is_frozen = any(f"model.{prefix}." in name for prefix in FROZEN)
         assert torch.equal(param, before[name]) == is_frozen, name
+
+
+@pytest.mark.parametrize("task", ["classification", "embedding"])
+def test_text_freeze_lists_for_every_task(hf_folder, task):
+    import finetuner
+
+    names = ["transformer.embeddings", "transformer.encoder.layer.0"]
+    model = finetuner.build_model(str(hf_folder), task=task, freeze=names, classes=["a", "b"], output_dim=8)
+    frozen = {n for n, p in model.backbone.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(tuple(names)) for n in frozen)
+    assert any(n.startswith("transformer.encoder.layer.1") for n, p in model.backbone.named_parameters()
+               if p.requires_grad)
+    with pytest.raises(ValueError, match="transformer.encoder.layer.0"):
+        finetuner.build_model(str(hf_folder), task=task, freeze=["transformer.encoder.layer.O"], classes=["a", "b"])

@@ -6,8 +6,8 @@ import torch
 
 from finetuner.inference import batched_outputs
 from finetuner.models.hf_text import truncate_blocks
-from finetuner.probe import Recipe, layer_candidates, probe
-from finetuner.probe.layers import cached_features
+from finetuner.probing import Recipe, layer_candidates, probe
+from finetuner.probing.layers import cached_features
 from finetuner.training.cache import FeatureCache
 
 TEXTS = [
@@ -39,7 +39,7 @@ def test_each_block_equals_the_truncated_encoder(backbone, tmp_path):
 def test_probe_ranks_blocks_and_heads(backbone, tmp_path):
     board = probe(
         backbone, TEXTS, heads=["none", "linear:8"], layers=["transformer.encoder.layer.0"],
-        recipe=Recipe(epochs=1, batch_size=8, device="cpu"), cache_dir=tmp_path, num_workers=0, items_fraction=0.5,
+        recipe=Recipe(epochs=1, batch_size=8, device="cpu"), cache_dir=tmp_path, num_workers=0, val_split=0.5,
     )  # fmt: skip
     assert [(row.layer, row.head) for row in sorted(board, key=lambda r: r.head)] == [
         ("transformer.encoder.layer.0", "linear"),

@@ -4,14 +4,9 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from finetuner.data import ShuffledBatchSampler
 from finetuner.training import TrainConfig, Trainer
-from finetuner.training.batches import (
-    BatchSource,
-    LoaderBatches,
-    PairTensorBatches,
-    ShuffledBatchSampler,
-    TensorBatches,
-)
+from finetuner.training.batches import BatchSource, LoaderBatches, PairTensorBatches, TensorBatches
 
 
 def test_every_item_once_per_epoch_and_epochs_differ():

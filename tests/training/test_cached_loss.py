@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import finetuner
-from finetuner.data import PairData
+from finetuner.data import PairData, ShuffledBatchSampler
 from finetuner.training import TrainConfig, Trainer, build_loss
-from finetuner.training.batches import PairTensorBatches, ShuffledBatchSampler
+from finetuner.training.batches import PairTensorBatches
 from finetuner.training.losses import compose_loss
 from finetuner.training.pair_losses import (
     CachedCLIPLoss,

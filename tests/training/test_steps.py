@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from finetuner.core.log import configure_logging
+from finetuner.data import ShuffledBatchSampler
 from finetuner.training import Callback, EvaluationCallback, TrainConfig, Trainer
-from finetuner.training.batches import ShuffledBatchSampler, TensorBatches
+from finetuner.training.batches import TensorBatches
 
 
 class Steps(Callback):

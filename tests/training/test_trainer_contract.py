@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from finetuner.data import ShuffledBatchSampler
 from finetuner.training import BestModelCheckpoint, EvaluationCallback, TrainConfig, Trainer
-from finetuner.training.batches import ShuffledBatchSampler, TensorBatches
+from finetuner.training.batches import TensorBatches
 
 
 def tiny_trainer(callbacks, **given):

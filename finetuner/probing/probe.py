@@ -10,10 +10,12 @@ from typing import Any
 
 from torch import nn
 
+from finetuner.config import FitConfig
+from finetuner.data import HoldoutRows
 from finetuner.models import Backbone
-from finetuner.probe._prepare import prepare
-from finetuner.probe.leaderboard import Leaderboard, LeaderboardRow
-from finetuner.probe.recipe import HeadSpec, Recipe, score, train_head, validation_metrics
+from finetuner.probing._prepare import prepare, settings
+from finetuner.probing.leaderboard import Leaderboard, LeaderboardRow
+from finetuner.probing.recipe import HeadSpec, Recipe, score, train_head, validation_metrics
 
 logger = logging.getLogger("finetuner")
 
@@ -29,14 +31,9 @@ def probe(
     heads: Sequence[str] = DEFAULT_HEADS,
     recipe: Recipe | None = None,
     primary_metric: str = "map@r",
-    items_fraction: float = 0.2,
-    classes_fraction: float = 0.25,
-    cache_dir: str | Path | None = None,
-    num_workers: int | str = "auto",
-    pretrained: bool = True,
-    input_size: tuple[int, ...] | None = None,
-    example_input: Any = None,
-    model_options: dict[str, Any] | None = None,
+    config: FitConfig | None = None,
+    holdout: HoldoutRows | None = None,
+    **options: Any,
 ) -> Leaderboard:
     """Find the best layer and head for your data in about one forward pass of the frozen backbone.
 
@@ -49,15 +46,20 @@ def probe(
         model: a registered name, a timm name, a Hugging Face text folder, an ``nn.Module`` (with ``input_size``),
             or a `Backbone`.
         train_data: labelled data in any form `finetuner.data.load_data` reads.
-        eval_data: labelled validation data. Without it, validation holds out ``items_fraction`` of the training
-            classes' items, and ``classes_fraction`` of the classes (at least 2) when there are 4 classes or more.
+        eval_data: labelled validation data. Without it, validation is held out of ``train_data`` as `fit` holds
+            it out: ``val_split`` of the training classes' items, and ``val_class_split`` of the classes (at least
+            1) when there are 4 classes or more.
         layers: ``"auto"`` (the default embedding layer and the 3 stages before it; the last 4 blocks of a text
             encoder), a number of such layers, or layer names (`finetuner.display` lists them).
         heads: ``"none"`` (the features as they are), ``"linear:<size>"``, ``"projection:<size>"``.
-        recipe: how each head trains (loss, miner, epochs, learning rate, ...; also device and seed).
+        recipe: how each head trains (loss, miner, epochs, learning rate, ...; also device and seed); default: the
+            training settings of ``config`` with 5 epochs (`Recipe.from_training`).
         primary_metric: the retrieval metric rows are ranked by, averaged over the validation splits.
-        cache_dir: where the feature cache lives (default: the finetuner cache).
-        pretrained, input_size, example_input, model_options: as in `finetuner.build_model`.
+        config: a `finetuner.config.FitConfig`: the settings `probe` shares with `fit` (``val_split``,
+            ``val_class_split``, ``cache_dir``, ``num_workers``, ``pretrained``, ``input_size``,
+            ``example_input``, ``model_options``, the training settings of the default recipe).
+        holdout: the rows of ``train_data`` already held out for validation (`finetuner.data.hold_out_indices`).
+        **options: `config` fields by their flat names, as `fit` takes them.
 
     Returns:
         A `Leaderboard`: one row per (layer, head), best first; ``print(board)`` shows the table.
@@ -66,28 +68,17 @@ def probe(
         ValueError: pair data, fewer than 2 classes, an unknown head or layer, a non-metric loss.
 
     Example:
-        >>> board = probe("efficientnet_lite0", "fashion-mnist", heads=["none", "projection:128"])  # doctest: +SKIP
+        >>> board = finetuner.probe("efficientnet_lite0", "fashion-mnist", heads=["linear:128"])  # doctest: +SKIP
         >>> print(board)  # doctest: +SKIP
         >>> finetuner.fit("efficientnet_lite0", "fashion-mnist", **board.best.fit_options())  # doctest: +SKIP
     """
     specs = [HeadSpec.parse(head) for head in heads]
     if not specs:
         raise ValueError("heads is empty: give at least one, e.g. heads=['none', 'projection:128'].")
-    recipe = recipe or Recipe()
+    config = settings(config, options)
+    recipe = recipe or Recipe.from_training(config.training)
     prepared = prepare(
-        model,
-        train_data,
-        eval_data,
-        layers=layers,
-        recipe=recipe,
-        items_fraction=items_fraction,
-        classes_fraction=classes_fraction,
-        cache_dir=cache_dir,
-        num_workers=num_workers,
-        pretrained=pretrained,
-        input_size=input_size,
-        example_input=example_input,
-        model_options=model_options,
+        model, train_data, eval_data, layers=layers, recipe=recipe, config=config, holdout=holdout
     )
     rows = []
     for candidate in prepared.candidates:

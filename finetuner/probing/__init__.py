@@ -5,18 +5,17 @@ trains a few heads on them and returns a `Leaderboard`; `sweep` tunes one head's
 on the cached features.
 
 Example:
-    >>> from finetuner.probe import probe, sweep
-    >>> board = probe("efficientnet_lite0", "fashion-mnist")  # doctest: +SKIP
+    >>> board = finetuner.probe("efficientnet_lite0", "fashion-mnist")  # doctest: +SKIP
     >>> print(board)  # doctest: +SKIP
-    >>> result = sweep("efficientnet_lite0", "fashion-mnist", layer=board.best.layer_name)  # doctest: +SKIP
+    >>> result = finetuner.sweep("efficientnet_lite0", "fashion-mnist", layer=board.best.layer_name)  # doctest: +SKIP
     >>> finetuner.fit("efficientnet_lite0", "fashion-mnist", **result.fit_options())  # doctest: +SKIP
 """
 
-from finetuner.probe.layers import Candidate, layer_candidates
-from finetuner.probe.leaderboard import Leaderboard, LeaderboardRow, plot_leaderboard
-from finetuner.probe.probe import DEFAULT_HEADS, probe
-from finetuner.probe.recipe import HeadSpec, Recipe
-from finetuner.probe.sweep import DEFAULT_SPACE, SweepResult, SweepTrial, sweep
+from finetuner.probing.layers import Candidate, layer_candidates
+from finetuner.probing.leaderboard import Leaderboard, LeaderboardRow, plot_leaderboard
+from finetuner.probing.probe import DEFAULT_HEADS, probe
+from finetuner.probing.recipe import HeadSpec, Recipe
+from finetuner.probing.sweep import DEFAULT_SPACE, SweepResult, SweepTrial, sweep
 
 __all__ = [
     "DEFAULT_HEADS",

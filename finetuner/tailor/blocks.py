@@ -1,10 +1,10 @@
-"""Partial freezing of transformer-like models: "the first N blocks" as module names that `tailor.freeze` takes."""
+"""The stack of transformer blocks of any model (`find_blocks`), and "the first N blocks" as the module names
+`tailor.freeze` takes (`first_blocks`)."""
 
 from __future__ import annotations
 
 from torch import nn
 
-FIRST_BLOCKS = "first:"
 _TOKENS = ("cls_token", "reg_token", "dist_token")  # learnt tokens prepended to the sequence (timm ViTs)
 
 
@@ -72,25 +72,3 @@ def first_blocks(model: nn.Module, n: int) -> list[str]:
         )
     return embedding_layers(model, name) + [f"{name}.{i}" for i in range(n)]
 
-
-def resolve_freeze_spec(model: nn.Module, spec: str) -> list[str]:
-    """Turn a short freeze form into the module names to freeze.
-
-    ``"first:N"`` means the embeddings and the first N transformer blocks: the earliest layers, which learn the
-    most general features, stay fixed and the later blocks adapt.
-
-    Args:
-        model: the network (names are relative to it: pass the module that `tailor.freeze` gets).
-        spec: ``"first:N"`` with ``N >= 0``.
-
-    Returns:
-        Dotted module names (and names of embedding parameters such as a ViT's ``pos_embed``).
-
-    Example:
-        >>> resolve_freeze_spec(bert, "first:1")  # doctest: +SKIP
-        ['embeddings', 'encoder.layer.0']
-    """
-    count = spec[len(FIRST_BLOCKS) :] if spec.startswith(FIRST_BLOCKS) else ""
-    if not count.isdigit():
-        raise ValueError(f"unknown freeze form {spec!r}: use 'first:N' to freeze the embeddings and the first N blocks")
-    return first_blocks(model, int(count))

@@ -10,9 +10,10 @@ from typing import Any
 
 from torch import nn
 
+from finetuner.config import FitConfig
 from finetuner.models import Backbone
-from finetuner.probe._prepare import Prepared, prepare
-from finetuner.probe.recipe import HeadSpec, Recipe, score, train_head, validation_metrics
+from finetuner.probing._prepare import Prepared, prepare, settings
+from finetuner.probing.recipe import HeadSpec, Recipe, score, train_head, validation_metrics
 from finetuner.training import Callback
 
 DEFAULT_SPACE: dict[str, Any] = {
@@ -96,14 +97,8 @@ def sweep(
     seed: int = 0,
     primary_metric: str = "map@r",
     pruner_warmup_epochs: int = 1,
-    items_fraction: float = 0.2,
-    classes_fraction: float = 0.25,
-    cache_dir: str | Path | None = None,
-    num_workers: int | str = "auto",
-    pretrained: bool = True,
-    input_size: tuple[int, ...] | None = None,
-    example_input: Any = None,
-    model_options: dict[str, Any] | None = None,
+    config: FitConfig | None = None,
+    **options: Any,
 ) -> SweepResult:
     """Tune a head's training settings with Optuna on one layer's cached features (one forward pass, cached).
 
@@ -124,12 +119,14 @@ def sweep(
         recipe: the settings not tuned.
         seed: seeds the sampler and every trial's training.
         pruner_warmup_epochs: epochs a trial always runs before it may be pruned.
+        config, **options: the settings shared with `fit` and `probe` (``val_split``, ``cache_dir``,
+            ``input_size``, ...; see `probe`).
 
     Returns:
         A `SweepResult`: ``best.params``, ``fit_options()`` and every trial.
 
     Example:
-        >>> result = sweep("efficientnet_lite0", "fashion-mnist", n_trials=20)  # doctest: +SKIP
+        >>> result = finetuner.sweep("efficientnet_lite0", "fashion-mnist", n_trials=20)  # doctest: +SKIP
         >>> print(result)  # doctest: +SKIP
         >>> finetuner.fit("efficientnet_lite0", "fashion-mnist", **result.fit_options())  # doctest: +SKIP
     """
@@ -139,22 +136,10 @@ def sweep(
     _check_space(space)
     if n_trials < 1:
         raise ValueError(f"n_trials must be at least 1, got {n_trials}.")
-    recipe = (recipe or Recipe()).replace(seed=seed)
-    prepared = prepare(
-        model,
-        train_data,
-        eval_data,
-        layers=1 if layer is None else [layer],
-        recipe=recipe,
-        items_fraction=items_fraction,
-        classes_fraction=classes_fraction,
-        cache_dir=cache_dir,
-        num_workers=num_workers,
-        pretrained=pretrained,
-        input_size=input_size,
-        example_input=example_input,
-        model_options=model_options,
-    )
+    config = settings(config, options)
+    recipe = (recipe or Recipe.from_training(config.training)).replace(seed=seed)
+    layers = 1 if layer is None else [layer]
+    prepared = prepare(model, train_data, eval_data, layers=layers, recipe=recipe, config=config)
     candidate = prepared.candidates[-1]
     trials: list[SweepTrial] = []
 

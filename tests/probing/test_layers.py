@@ -9,8 +9,8 @@ import finetuner
 from finetuner import tailor
 from finetuner.inference import batched_outputs
 from finetuner.models import build_backbone
-from finetuner.probe import layer_candidates
-from finetuner.probe.layers import cached_features
+from finetuner.probing import layer_candidates
+from finetuner.probing.layers import cached_features
 from finetuner.training.cache import FeatureCache
 
 from .conftest import IMAGE

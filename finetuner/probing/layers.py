@@ -12,7 +12,7 @@ from torch import nn
 
 from finetuner import tailor
 from finetuner.models import Backbone
-from finetuner.models.text_freeze import find_blocks
+from finetuner.tailor.blocks import find_blocks
 from finetuner.training.cache import FeatureCache, fingerprint_features
 
 DEFAULT_LAYER_COUNT = 4

@@ -5,7 +5,7 @@ from matplotlib.figure import Figure
 
 import finetuner
 from finetuner.data import PairData
-from finetuner.probe import Leaderboard, Recipe, plot_leaderboard, probe
+from finetuner.probing import Leaderboard, Recipe, plot_leaderboard, probe
 
 from .conftest import IMAGE
 
@@ -70,7 +70,7 @@ def test_bad_input_is_explained(cnn, small_data, cache_dir):
         run_probe(cnn, PairData(["a", "b"], ["c", "d"]), cache_dir=cache_dir)
     with pytest.raises(ValueError, match="metric-learning"):
         run_probe(cnn, small_data, recipe=RECIPE.replace(loss="CrossEntropyLoss"), cache_dir=cache_dir)
-    with pytest.raises(ValueError, match="larger items_fraction"):
+    with pytest.raises(ValueError, match="larger val_split"):
         run_probe(cnn, small_data.subset(range(0, 48, 6)), heads=["none"], cache_dir=cache_dir)
     with pytest.raises(ValueError, match="primary_metric"):
         run_probe(cnn, small_data, heads=["none"], primary_metric="accuracy", cache_dir=cache_dir)

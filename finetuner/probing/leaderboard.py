@@ -54,7 +54,7 @@ class Leaderboard(list):
         layers: the probed layers in the order they run in the network.
 
     Example:
-        >>> board = finetuner.probe.probe("efficientnet_lite0", "fashion-mnist")  # doctest: +SKIP
+        >>> board = finetuner.probing.probe("efficientnet_lite0", "fashion-mnist")  # doctest: +SKIP
         >>> print(board); board.best.fit_options()  # doctest: +SKIP
     """
 

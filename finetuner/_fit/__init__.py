@@ -1,0 +1,43 @@
+"""The steps of `finetuner.fit`, in the order `api.fit` calls them: prepare the data (`data`), probe automatic
+choices (`auto`), plan the training on the `FeatureSource` that serves the run (`plan`, `sources`), and leave the
+outputs behind (`outputs`)."""
+
+from finetuner._fit.auto import choose_layer_and_head
+from finetuner._fit.data import FitData, apply_data_options, build_objective, columns, data_kind, prepare_data
+from finetuner._fit.outputs import card_data, retrieval_examples, write_outputs
+from finetuner._fit.plan import (
+    TrainingPlan,
+    fit_callbacks,
+    initialize_head,
+    model_selection,
+    plan_training,
+    run_metrics,
+    selection_summary,
+)
+from finetuner._fit.sources import SOURCES, CachedFeatures, FeatureSource, RawItems, choose_source, head_outputs
+
+__all__ = [
+    "SOURCES",
+    "CachedFeatures",
+    "FeatureSource",
+    "FitData",
+    "RawItems",
+    "TrainingPlan",
+    "apply_data_options",
+    "build_objective",
+    "card_data",
+    "choose_layer_and_head",
+    "choose_source",
+    "columns",
+    "data_kind",
+    "fit_callbacks",
+    "head_outputs",
+    "initialize_head",
+    "model_selection",
+    "plan_training",
+    "prepare_data",
+    "retrieval_examples",
+    "run_metrics",
+    "selection_summary",
+    "write_outputs",
+]

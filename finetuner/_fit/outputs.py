@@ -1,0 +1,102 @@
+"""What fit leaves behind: the selection log paragraph, report examples, the model card's data, the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from finetuner._fit.data import FitData
+from finetuner._fit.plan import TrainingPlan
+from finetuner.config import FitConfig, OutputConfig
+from finetuner.core.files import atomic_file
+from finetuner.data import LabeledData, PairData
+from finetuner.export import ModelCardData
+from finetuner.models import get_entry
+from finetuner.run import Run
+from finetuner.training import distributed
+
+
+def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k: int = 5) -> list[dict[str, Any]]:
+    """A few evaluation queries with their top-k neighbours (leave-one-out), for the HTML report."""
+    eval_data, model = data.eval, plan.model
+    if eval_data is None or data.pairs or model.task != "embedding":
+        return []
+    vectors = plan.source.validation_vectors()
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(eval_data), size=min(queries, len(eval_data)), replace=False)
+    examples = []
+    for query in picks:
+        scores = vectors @ vectors[query]
+        scores[query] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        examples.append(
+            {
+                "query": eval_data.items[query],
+                "query_label": eval_data.classes[eval_data.labels[query]],
+                "results": [eval_data.items[i] for i in top],
+                "result_labels": [eval_data.classes[eval_data.labels[i]] for i in top],
+                "relevant": [eval_data.labels[i] == eval_data.labels[query] for i in top],
+            }
+        )
+    return examples
+
+
+def card_data(
+    model: Any, loss: nn.Module, miner: Any, config: FitConfig, data: FitData, metrics: dict[str, Any]
+) -> ModelCardData:
+    """What the saved model's card says about this run: the base model, freezing, loss, settings, data and the
+    metrics (on test data when given, else on validation data)."""
+
+    def summary(part: LabeledData | PairData | None) -> dict[str, Any]:
+        if part is None:
+            return {}
+        if isinstance(part, PairData):
+            return {"items": len(part), "kind": "pairs"}
+        return {"items": len(part), "classes": len({part.classes[label] for label in part.labels}), "kind": "labeled"}
+
+    training = config.training
+    scored = metrics.get("test") or {k: metrics[k] for k in ("before", "after") if k in metrics}
+    evaluation = summary(data.test if "test" in metrics else data.eval)
+    if data.held_out_classes and "test" not in metrics:
+        evaluation["held_out_classes"] = list(data.held_out_classes)
+    return ModelCardData(
+        base_model=str(model) if isinstance(model, (str, Path)) else type(model).__name__,
+        weights=_weights_source(model, config),
+        frozen=config.model.freeze if config.model.freeze else None,
+        lora=config.model.lora if isinstance(config.model.lora, dict) else None,
+        loss=type(loss).__name__,
+        loss_options=dict(training.loss_options),
+        miner=type(miner).__name__ if miner is not None else None,
+        training={k: getattr(training, k) for k in ("epochs", "batch_size", "learning_rate", "optimizer", "scheduler")},
+        train_data=summary(data.train),
+        eval_data=evaluation,
+        metrics=scored,
+    )
+
+
+def _weights_source(model: Any, config: FitConfig) -> str | None:
+    """Where the pretrained weights came from, in words: a file given as ``weights``, a registered entry's source."""
+    if not config.model.pretrained:
+        return "none (random initialisation)"
+    if "weights" in config.model.model_options:
+        return str(config.model.model_options["weights"])
+    entry = get_entry(model) if isinstance(model, str) else None
+    return entry.weights if entry is not None else None
+
+
+def write_outputs(run: Run, output: OutputConfig) -> None:
+    """``output_dir/model``, ``output_dir/report``, ``metrics.json`` (`Run.metrics`) and ``fit_config.json`` (the
+    settings: ``finetuner fit ... --config output_dir/fit_config.json`` runs them again), on rank 0 only."""
+    if output.output_dir is None or not distributed.is_main_process():
+        return
+    folder = Path(output.output_dir)
+    run.save(folder / "model")
+    run.report(folder / "report")
+    for name, content in (("metrics.json", run.metrics), ("fit_config.json", run.config)):
+        with atomic_file(folder / name) as path:
+            path.write_text(json.dumps(content, indent=2, default=str))

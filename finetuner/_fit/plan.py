@@ -1,0 +1,174 @@
+"""Fit's training plan: the evaluators of the scored sets, the `FeatureSource` that serves the run, the head's
+data-dependent start and the selection callback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from finetuner._fit.data import FitData
+from finetuner._fit.sources import FeatureSource, choose_source
+from finetuner.config import EvalConfig, FitConfig
+from finetuner.evaluation import ValidationEvaluator
+from finetuner.model import EmbeddingModel
+from finetuner.tailor import Head
+from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint, distributed
+from finetuner.training.batches import BatchSource
+from finetuner.training.selection import ModelSelection
+
+logger = logging.getLogger("finetuner")
+
+
+@dataclass
+class TrainingPlan:
+    """What trains on which batches (the `FeatureSource` says), and how the current and the untuned model are
+    scored on each scored set (``validation``, ``test``)."""
+
+    model: EmbeddingModel
+    source: FeatureSource
+    evaluators: dict[str, ValidationEvaluator]
+
+    @property
+    def trained(self) -> nn.Module:
+        return self.source.trained
+
+    @property
+    def batches(self) -> BatchSource:
+        return self.source.batches
+
+    @property
+    def evaluator(self) -> ValidationEvaluator | None:
+        """The validation set's evaluator: what selection and the per-epoch evaluation use."""
+        return self.evaluators.get("validation")
+
+    def metrics(self, which: str = "validation") -> dict[str, float]:
+        """Metrics of the model as it is now."""
+        return self.source.score(which, tuned=True)
+
+    def scores(self, *, tuned: bool) -> dict[str, dict[str, float]]:
+        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, computed on rank 0 and given
+        to every rank (so code after `fit` behaves the same on each), and logged."""
+        found = {}
+        for which in self.evaluators:
+            compute = self.metrics if tuned else self.untuned_metrics
+            metrics = distributed.broadcast_object(compute(which) if distributed.is_main_process() else None)
+            logger.info("%s, %s: %s", which, "tuned" if tuned else "untuned", summary(metrics))
+            found[which] = metrics
+        return found
+
+    def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
+        """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
+        pretrained model gives without tuning). Classifiers: the freshly initialised head (about chance)."""
+        return self.source.score(which, tuned=self.model.task == "classification")
+
+
+def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config: FitConfig) -> TrainingPlan:
+    """The evaluators, the source of this run (`choose_source`: cached features for a frozen backbone with a head,
+    else raw items; both follow one seeded batch sampler, so they see identical batches) and the head's start."""
+    evaluators = {
+        name: ValidationEvaluator(
+            scored,
+            data.trained_classes,
+            task=model.task,
+            classes=model.classes,
+            k=config.evaluation.k,
+            max_queries=config.evaluation.max_queries,
+        )
+        for name, scored in data.scored_sets().items()
+    }
+    plan = TrainingPlan(model, choose_source(model, data, loss, config, evaluators), evaluators)
+    initialize_head(plan)
+    return plan
+
+
+def initialize_head(plan: TrainingPlan, sample_size: int = 4096) -> None:
+    """Give the head a data-dependent start (`Head.initialize`) from the backbone's features of a seeded sample of
+    training items."""
+    head = plan.model.head
+    if head is None or type(head).initialize is Head.initialize:  # nothing to do: spare the forward pass
+        return
+    sample = plan.source.training_sample(sample_size)
+    head.initialize(sample.float().to(next(head.parameters()).device))
+
+
+def model_selection(
+    plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig
+) -> ModelSelection | None:
+    """The callback that returns the best validated candidate (None without validation data or when turned off)."""
+    if plan.evaluator is None or not evaluation.select_best:
+        return None
+    return ModelSelection(
+        plan.evaluator.selection_key,
+        plan.evaluator.guard_key,
+        reference=untuned,
+        tolerance=evaluation.guard_tolerance,
+    )
+
+
+def fit_callbacks(
+    user: Sequence[Callback], plan: TrainingPlan, config: FitConfig, selection: Callback | None
+) -> list[Callback]:
+    """The user's callbacks with what fit adds: per-epoch evaluation, selection right after it, checkpoints under
+    ``output_dir``, the trackers of ``report_to``."""
+    from finetuner.training.trackers import build_trackers
+
+    callbacks = list(user)
+    output_dir = config.output.output_dir
+    if plan.evaluator is not None and not any(isinstance(c, EvaluationCallback) for c in callbacks):
+        callbacks.insert(0, EvaluationCallback(every_steps=config.evaluation.eval_steps))
+    if selection is not None:
+        callbacks.insert(1, selection)  # right after the evaluation it reads, before checkpoints
+    if output_dir is not None and not any(isinstance(c, TrainingCheckpoint) for c in callbacks):
+        callbacks.append(TrainingCheckpoint(Path(output_dir) / "checkpoints", keep=config.output.save_total_limit))
+    logs = Path(output_dir) / "logs" if output_dir is not None else Path("logs")
+    return callbacks + build_trackers(config.output.report_to, logs, config.to_dict())
+
+
+def run_metrics(
+    before: dict[str, dict[str, float]],
+    after: dict[str, dict[str, float]],
+    selection: ModelSelection | None,
+    probed: dict[str, Any] | None,
+    data: FitData,
+) -> dict[str, Any]:
+    """`Run.metrics`: ``before`` / ``after`` on validation, ``test`` (before / after), ``selection``, ``probe``."""
+    metrics: dict[str, Any] = {}
+    if "validation" in after:
+        metrics["before"], metrics["after"] = before["validation"], after["validation"]
+    if "test" in after:
+        metrics["test"] = {"before": before["test"], "after": after["test"]}
+    if selection is not None:
+        metrics["selection"] = selection.result()
+        logger.info("%s", selection_summary(metrics, data))
+    if probed is not None:
+        metrics["probe"] = probed
+    return metrics
+
+
+def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
+    """One log paragraph: before -> after on the whole validation set, on held-out items of the training classes
+    and on held-out classes, and which candidate was kept and why."""
+    before, after, selection = metrics["before"], metrics["after"], metrics["selection"]
+    lines = []
+    for prefix, name in (("", "validation"), ("seen/", "items of training classes"), ("new/", "held-out classes")):
+        keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if prefix + k in after]
+        if keys:
+            shown = ", ".join(f"{k} {before[prefix + k]:.4f} -> {after[prefix + k]:.4f}" for k in keys)
+            lines.append(f"  {name}: {shown}")
+    if data.held_out_classes:
+        lines.append(f"  held-out classes: {', '.join(data.held_out_classes)}")
+    epoch, alpha = selection.get("epoch"), selection.get("alpha")
+    kept = f"epoch {epoch}" if epoch is not None else f"a mix of the start and the best epoch (alpha={alpha})"
+    lines.append(f"  kept {kept}: {selection.get('reason', '')}")
+    return "model selection\n" + "\n".join(lines)
+
+
+def summary(metrics: dict[str, float]) -> str:
+    """The headline metrics in one log line."""
+    keys = [k for k in ("recall@1", "map@r", "accuracy", "mrr") if k in metrics]
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)
