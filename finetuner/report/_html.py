@@ -11,8 +11,8 @@ from string import Template
 from typing import Any
 
 from finetuner.report._images import thumbnail_png
-from finetuner.report._summary import Change, label
-from finetuner.report.plots import is_number
+from finetuner.report._summary import Change
+from finetuner.report.plots import is_number, label
 
 
 def esc(value: Any) -> str:
@@ -34,9 +34,15 @@ def empty(text: str) -> str:
     return f'<p class="empty">{esc(text)}</p>'
 
 
-def png_img(png: bytes, alt: str, css: str = "") -> str:
+def png_img(png: bytes, alt: str, css: str = "", width: int | None = None) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}"' + (f' class="{css}">' if css else ">")
+    attributes = (f' class="{css}"' if css else "") + (f' width="{width}"' if width else "")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}"{attributes}>'
+
+
+def plot_img(png: bytes, alt: str) -> str:
+    """A plot from `to_png` (drawn at twice the display resolution), shown at half its pixel width or narrower."""
+    return png_img(png, alt, "plot", width=_png_width(png) // 2)
 
 
 def config_table(config: Mapping[str, Any]) -> str:
@@ -188,6 +194,10 @@ def _item(item: Any, label: Any, kind: str) -> str:
     content = png_img(png, alt) if png is not None else f'<div class="text">{esc(item)}</div>'
     caption = f'<div class="label" title="{esc(label)}">{esc(label)}</div>' if label is not None else ""
     return f'<div class="item {kind}"><div class="frame">{content}</div>{caption}</div>'
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height, as 4-byte integers
 
 
 def _change_cell(first: Any, last: Any) -> str:

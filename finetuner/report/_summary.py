@@ -10,7 +10,6 @@ from typing import Any
 
 from finetuner.report.plots import HEADLINE, is_number
 
-LABELS = {"recall@1": "R@1", "map@r": "MAP@R", "accuracy": "accuracy", "mrr": "MRR", "macro_f1": "macro F1"}
 PARTS = (("", "all classes"), ("seen/", "seen classes"), ("new/", "new classes"))
 # the per-class figure drawn, by preference: ``[seen/|new/]class/<name>/<metric>``
 CLASS_METRICS = ("map@r", "accuracy")
@@ -34,11 +33,6 @@ class Change:
     @property
     def worse(self) -> bool:
         return self.after < self.before
-
-
-def label(metric: str) -> str:
-    """The short display name of a metric: ``map@r`` -> ``MAP@R``."""
-    return LABELS.get(metric, metric)
 
 
 def scored_stages(metrics: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], Mapping[str, Any]] | None:

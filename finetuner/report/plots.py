@@ -19,12 +19,21 @@ EVAL_PREFIX = "eval/"
 HEADLINE = ("recall@1", "map@r", "accuracy", "mrr", "macro_f1", "recall@5", "ndcg@10")
 
 
+LABELS = {"recall@1": "R@1", "map@r": "MAP@R", "accuracy": "accuracy", "mrr": "MRR", "macro_f1": "macro F1"}
+
+
+def label(metric: str) -> str:
+    """The short display name of a metric: ``map@r`` -> ``MAP@R``."""
+    return LABELS.get(metric, metric)
+
+
 def headline(names: Sequence[str], prefix: str = "") -> list[str]:
     """The headline metrics among ``names`` (in ``HEADLINE`` order), or all of ``names`` when none is one."""
     chosen = [prefix + name for name in HEADLINE if prefix + name in names]
     return chosen or list(names)
 
 
+DPI = 110  # CSS pixels per inch of a figure: the page shows a figure ``width * DPI`` pixels wide
 _COLORS = ("#8c959f", "#0969da", "#1a7f37", "#8250df", "#bf8700", "#cf222e")
 _UP, _DOWN, _NEW = "#1a7f37", "#cf222e", "#8250df"
 
@@ -68,10 +77,10 @@ def training_curves(history: Sequence[Mapping[str, Any]], kept_epoch: int | None
     for metric in metrics:
         lines = [(f"{EVAL_PREFIX}{p}{metric}", name) for p, name in PART_NAMES.items()]
         lines = [(key, name) for key, name in lines if key in keys]
-        panels.append((metric, f"{metric} on validation data", lines))
+        panels.append((metric, f"{label(metric)} on validation data", lines))
     figures = []
     for name, heading, lines in panels:
-        fig = _figure(width=4.8, height=3.3)
+        fig = _figure(width=4.4, height=3.2)
         ax = fig.subplots()
         for i, (key, line_label) in enumerate(lines):
             epochs, values = _series(history, key)
@@ -108,7 +117,7 @@ def class_chart(changes: Sequence[Any], metric: str, where: str, limit: int = 30
     if len(ranked) > limit:
         ranked = ranked[: limit // 2] + ranked[len(ranked) - (limit - limit // 2) :]
     n = len(ranked)
-    fig = _figure(width=6.0, height=1.0 + 0.3 * n)
+    fig = _figure(width=4.6, height=1.0 + 0.3 * n)
     ax = fig.subplots()
     ys = list(range(n))[::-1]  # the biggest gain at the top
     for y, change in zip(ys, ranked):
@@ -132,8 +141,8 @@ def class_chart(changes: Sequence[Any], metric: str, where: str, limit: int = 30
     return fig
 
 
-def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """Render a figure to PNG bytes with the Agg canvas.
+def to_png(fig: Figure, dpi: int = 2 * DPI) -> bytes:
+    """Render a figure to PNG bytes with the Agg canvas, at twice the display resolution (sharp on phones).
 
     Example:
         >>> png = to_png(training_curves([{"epoch": 1, "loss": 0.9}])[0][1])

@@ -12,7 +12,7 @@ from typing import Any
 from finetuner import __version__
 from finetuner.export import ModelCardData
 from finetuner.report import _html, _summary
-from finetuner.report.plots import class_chart, to_png, training_curves
+from finetuner.report.plots import class_chart, label, to_png, training_curves
 
 REPORT_FILE = "report.html"
 CLASS_FILE = "per_class.png"
@@ -84,10 +84,10 @@ def write_report(
         )
     ]
     class_png = _save_plot(
-        class_chart(classes, _summary.label(classes[0].metric), where) if classes else None, folder / CLASS_FILE
+        class_chart(classes, label(classes[0].metric), where) if classes else None, folder / CLASS_FILE
     )
     if class_png:
-        body = _html.png_img(class_png, "per-class before and after", "plot") + _html.class_note(classes)
+        body = _html.plot_img(class_png, "per-class before and after") + _html.class_note(classes)
         sections.append(_html.section("Per class, before → after", body))
     if examples:
         sections.append(_html.section("Example retrievals", _html.examples_block(examples)))
@@ -100,7 +100,7 @@ def write_report(
         _save_plot(figure, folder / f"curves_{name.replace('@', '_at_')}.png")
         for name, figure in training_curves(history, kept_epoch=kept or None)
     ]
-    curves_body = "".join(_html.png_img(png, "training curve", "plot") for png in curves)
+    curves_body = "".join(_html.plot_img(png, "training curve") for png in curves)
     curves_body = f'<div class="plots">{curves_body}</div>' if curves else _html.empty("No training history.")
     sections.append(_html.section("Training", curves_body))
     if selection:
