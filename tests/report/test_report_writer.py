@@ -69,10 +69,9 @@ def test_report_with_everything(tmp_path, examples):
     assert sorted(p.name for p in path.parent.iterdir()) == sorted([*CURVES, "report.html"])
 
 
-def test_pngs_are_valid_images(tmp_path):
-    path, _ = _write(tmp_path, metrics=RUN_METRICS)
-    for name in [*CURVES, "per_class.png"]:
-        with Image.open(path.parent / name) as image:
+def test_pngs_are_valid_images(run_page):
+    for name in ["curves_loss.png", "curves_map_at_r.png", "per_class.png"]:
+        with Image.open(run_page[0] / name) as image:
             image.verify()
             assert image.format == "PNG" and image.width > 300
 
@@ -156,6 +155,13 @@ def _run_report(tmp_path, metrics=RUN_METRICS, **kw):
     return path.read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def run_page(tmp_path_factory):
+    """The report of the whole fabricated run, written once for the tests that only read it."""
+    folder = tmp_path_factory.mktemp("run")
+    return folder, _run_report(folder)
+
+
 def _sections(page):
     return re.findall(r'<section[^>]*>\s*<h2>([^<]*)</h2>', page)
 
@@ -164,8 +170,8 @@ def _summary(page):
     return re.search(r'<section class="summary[^"]*" id="summary">.*?</section>', page, re.S).group(0)
 
 
-def test_summary_card_is_first_and_shows_the_test_figures(tmp_path):
-    page = _run_report(tmp_path)
+def test_summary_card_is_first_and_shows_the_test_figures(run_page):
+    page = run_page[1]
     heads = _sections(page)
     assert heads[0] == "Summary"
     assert heads.index("Per class, before → after") < heads.index("Layer and head probe") < heads.index("Training")
@@ -180,8 +186,8 @@ def test_summary_card_is_first_and_shows_the_test_figures(tmp_path):
     assert len(shown) == 6 and "on test data" in card
 
 
-def test_summary_card_says_what_was_trained_and_what_selection_kept(tmp_path):
-    card = _summary(_run_report(tmp_path))
+def test_summary_card_says_what_was_trained_and_what_selection_kept(run_page):
+    card = _summary(run_page[1])
     for text in ("efficientnet_lite0", "fashion-mnist: 1,800 items, 8 classes", "residual → 128 dims",
                  "frozen (only the head trained)", "TripletMarginLoss", "1,000 items, 10 classes"):  # fmt: skip
         assert text in card, text
@@ -189,13 +195,13 @@ def test_summary_card_says_what_was_trained_and_what_selection_kept(tmp_path):
     assert re.search(r"Held-out classes</b>[^<]*: Shirt</li>", card)  # the new part's classes
 
 
-def test_warning_when_anything_got_worse_and_not_when_all_improved(tmp_path):
-    improved = _summary(_run_report(tmp_path / "a"))
+def test_warning_when_anything_got_worse_and_not_when_all_improved(run_page, tmp_path):
+    improved = _summary(run_page[1])
     assert '<section class="summary" id="summary">' in improved and "Worse" not in improved
 
     after = TEST_AFTER | {"new/map@r": TEST_BEFORE["new/map@r"] - 0.01}  # only the new classes' MAP@R drops
     metrics = RUN_METRICS | {"test": {"before": TEST_BEFORE, "after": after}}
-    worse = _summary(_run_report(tmp_path / "b", metrics=metrics))
+    worse = _summary(_run_report(tmp_path, metrics=metrics, history=[]))
     assert '<section class="summary worse" id="summary">' in worse
     assert "Worse after training on test data: new classes MAP@R 0.211 → 0.201" in worse
     assert worse.count('class="tile down"') == 1
@@ -203,22 +209,22 @@ def test_warning_when_anything_got_worse_and_not_when_all_improved(tmp_path):
 
 def test_validation_figures_without_test_data(tmp_path):
     metrics = {k: v for k, v in RUN_METRICS.items() if k != "test"}
-    card = _summary(_run_report(tmp_path, metrics=metrics))
+    card = _summary(_run_report(tmp_path, metrics=metrics, history=[]))
     assert "on validation data" in card and "0.410 &rarr; <b>0.510</b>" in card
 
 
-def test_per_class_chart_and_which_classes_lost(tmp_path):
-    page = _run_report(tmp_path)
+def test_per_class_chart_and_which_classes_lost(run_page):
+    folder, page = run_page
     section = page[page.index("<h2>Per class, before → after</h2>") :]
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="per-class before and after"', section)
     assert "2 of 3 classes gained; lost: T-shirt/top (-0.050)." in section
-    assert (tmp_path / "per_class.png").is_file()
+    assert (folder / "per_class.png").is_file()
 
 
 def test_examples_before_and_after_side_by_side(tmp_path, examples):
     both = dict(examples[1], results_before=["blue jeans", "red dress", "green hat"],
                 result_labels_before=["jeans", "dress", "hat"], relevant_before=[False, True, False])  # fmt: skip
-    page = _run_report(tmp_path, examples=[both, examples[0]])
+    page = _run_report(tmp_path, examples=[both, examples[0]], history=[])
     blocks = page.split('<div class="example">')[1:]
     assert re.findall(r'<div class="stage">(\w+)</div>', blocks[0]) == ["before", "after"]
     before, after = blocks[0].split('<div class="stage">after</div>')
@@ -227,8 +233,8 @@ def test_examples_before_and_after_side_by_side(tmp_path, examples):
     assert '<div class="stage">' not in blocks[1]  # an example with only its after results has one row
 
 
-def test_metric_tables_and_settings_are_folded_at_the_end(tmp_path):
-    page = _run_report(tmp_path)
+def test_metric_tables_and_settings_are_folded_at_the_end(run_page):
+    page = run_page[1]
     details = page[page.index("<h2>Details</h2>") :]
     assert page.count("<th>metric</th>") == 2 == details.count("<details>\n<summary>All metrics on")
     assert "<th>metric</th>" not in page[: page.index("<h2>Details</h2>")]
@@ -236,16 +242,17 @@ def test_metric_tables_and_settings_are_folded_at_the_end(tmp_path):
     assert "test/class" not in page and "seen/class/T-shirt/top/map@r" in details  # per-class rows are in the table
 
 
-def test_title_names_the_model_and_the_data(tmp_path):
-    page = _run_report(tmp_path)
+def test_title_names_the_model_and_the_data(run_page, tmp_path):
+    page = run_page[1]
     assert "<title>efficientnet_lite0 on fashion-mnist</title>" in page
     assert "<h1>efficientnet_lite0 on fashion-mnist</h1>" in page
     unnamed = RUN_CARD | {"train_data": {"items": 900, "classes": 12}}
-    assert "<title>efficientnet_lite0 on 900 items, 12 classes</title>" in _run_report(tmp_path / "b", card=unnamed)
+    page = _run_report(tmp_path, card=unnamed, history=[])
+    assert "<title>efficientnet_lite0 on 900 items, 12 classes</title>" in page
 
 
 def test_page_is_self_contained(tmp_path, examples):
-    page = _run_report(tmp_path, examples=examples)
+    page = _run_report(tmp_path, examples=examples, history=RUN_HISTORY[:1])
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"<(script|link|iframe|object)\b", page, re.I) and "url(" not in page
