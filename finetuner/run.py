@@ -46,9 +46,14 @@ class Run:
         return self.model.export(path, format, **options)
 
     def report(self, folder: str | Path) -> Path:
-        """Write an HTML report (config, metrics before → after, loss curve, example results) to ``folder``."""
+        """Write an HTML report (summary card, per-class before → after, example results, curves) to ``folder``."""
         from finetuner.report import write_report
 
         return write_report(
-            folder, history=self.history, metrics=self.metrics, config=self.config, examples=self.examples or None
+            folder,
+            history=self.history,
+            metrics=self.metrics,
+            config=self.config,
+            examples=self.examples or None,
+            card=self.model.card_data,
         )

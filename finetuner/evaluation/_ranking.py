@@ -10,30 +10,45 @@ import torch
 
 
 class RankingSums:
-    """Running sums of per-query metrics; :meth:`means` divides by the number of queries seen.
+    """Running sums of per-query metrics; :meth:`means` divides by the number of queries seen, and
+    :meth:`group_means` by the number seen in each group (e.g. each query class).
 
     Args:
         ks: the cutoffs for the ``@k`` metrics.
         at_r: also sum ``map@r`` and ``r_precision`` (needs each relevance row to reach depth R).
+        n_groups: how many groups `add` may name (0: no per-group sums).
     """
 
-    def __init__(self, ks: tuple[int, ...], at_r: bool):
+    def __init__(self, ks: tuple[int, ...], at_r: bool, n_groups: int = 0):
         self.ks = ks
         self.at_r = at_r
         self.count = 0
         self.sums: dict[str, float] = {}
+        self.n_groups = n_groups
+        self.group_count = torch.zeros(n_groups, dtype=torch.float64)
+        self.group_sums: dict[str, torch.Tensor] = {}
+        self._groups: torch.Tensor | None = None  # the groups of the block being added
 
     def _add(self, key: str, per_query: torch.Tensor) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(per_query.sum())
+        if self._groups is not None:
+            sums = self.group_sums.setdefault(key, torch.zeros(self.n_groups, dtype=torch.float64))
+            sums.index_add_(0, self._groups, per_query.to("cpu", torch.float64))
 
-    def add(self, rel: torch.Tensor, n_relevant: torch.Tensor, first_rank: torch.Tensor) -> None:
+    def add(
+        self, rel: torch.Tensor, n_relevant: torch.Tensor, first_rank: torch.Tensor, groups: torch.Tensor | None = None
+    ) -> None:
         """Add one block.
 
         Args:
             rel: ``(c, K)`` bool, ``rel[i, j]`` is whether the item at rank ``j + 1`` is relevant to query ``i``.
             n_relevant: ``(c,)`` number R of relevant items per query among all candidates (>= 1).
             first_rank: ``(c,)`` 1-based rank of the first relevant item over the whole ranking.
+            groups: ``(c,)`` the group of each query, in ``[0, n_groups)``; needs ``n_groups`` > 0.
         """
+        self._groups = None if groups is None else groups.to("cpu", torch.long)
+        if self._groups is not None:
+            self.group_count.index_add_(0, self._groups, torch.ones(len(self._groups), dtype=torch.float64))
         rel = rel.to(torch.float64)
         n_rel = n_relevant.to(device=rel.device, dtype=torch.float64)
         depth = rel.shape[1]
@@ -62,3 +77,10 @@ class RankingSums:
     def means(self, keys: list[str]) -> dict[str, float]:
         """The averages of ``keys``, in that order."""
         return {key: self.sums[key] / self.count for key in keys}
+
+    def group_means(self, keys: list[str]) -> dict[int, dict[str, float]]:
+        """Per group that had at least one query: the averages of ``keys`` over its queries."""
+        return {
+            int(g): {key: float(self.group_sums[key][g] / self.group_count[g]) for key in keys}
+            for g in self.group_count.nonzero().flatten().tolist()
+        }

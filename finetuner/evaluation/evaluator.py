@@ -33,6 +33,8 @@ class Evaluator:
         task: ``embedding`` or ``classification``.
         classes: the model's class names (classification: eval labels are mapped to these by name).
         k, max_queries: passed to `retrieval_metrics`.
+        per_class: also give per-class figures named by class: ``class/<name>/recall@<smallest k>`` and
+            ``class/<name>/map@r`` (retrieval), ``class/<name>/accuracy`` (classification); pairs have none.
 
     Example:
         >>> evaluator = Evaluator(LabeledData([[1, 0], [1, .1], [0, 1], [.1, 1]], [0, 0, 1, 1], ["a", "b"]), k=(1,))
@@ -49,16 +51,19 @@ class Evaluator:
         classes: Sequence[str] | None = None,
         k: Sequence[int] = (1, 5, 10),
         max_queries: int | None = None,
+        per_class: bool = False,
     ):
         self.data = data if isinstance(data, (LabeledData, PairData)) else load_data(data)
         self.index = None if index is None else index if isinstance(index, LabeledData) else load_data(index)
-        self.task, self.k, self.max_queries = task, tuple(k), max_queries
+        self.task, self.k, self.max_queries, self.per_class = task, tuple(k), max_queries, per_class
         if self.index is not None and isinstance(self.data, PairData):
             raise ValueError("index data applies to labelled queries; pairs are ranked against their own documents.")
         self.labels = np.asarray(getattr(self.data, "labels", []))
         self.known = None
+        self.class_names = list(getattr(self.data, "classes", []))  # what the labels' numbers name
         if task == "classification" and classes is not None and isinstance(self.data, LabeledData):
             self.labels, self.known = _align(self.data, list(classes))
+            self.class_names = list(classes)
 
     @property
     def primary_metric(self) -> str:
@@ -86,18 +91,36 @@ class Evaluator:
         items = np.asarray(outputs["items"])
         if self.task == "classification":
             return self._classification(items)
+        options = {"k": self.k, "max_queries": self.max_queries, "per_class": self.per_class}
         if self.index is None:
-            return retrieval_metrics(items, self.labels, k=self.k, max_queries=self.max_queries)
+            return self.named(retrieval_metrics(items, self.labels, **options))
         numbering = {name: i for i, name in enumerate(self.data.classes)}
         index_labels = [numbering.get(self.index.classes[label], len(numbering) + label) for label in self.index.labels]
-        return retrieval_metrics(
-            items, self.labels, outputs["index"], index_labels, k=self.k, max_queries=self.max_queries
-        )
+        return self.named(retrieval_metrics(items, self.labels, outputs["index"], index_labels, **options))
+
+    def named(self, metrics: dict[str, float], prefix: str = "") -> dict[str, float]:
+        """``metrics`` with each ``class/<label>/<metric>`` renamed ``<prefix>class/<name>/<metric>``, keeping only
+        the per-class figures listed for ``per_class``."""
+        keep = ("accuracy",) if self.task == "classification" else (f"recall@{min(self.k)}", "map@r")
+        named = {}
+        for key, value in metrics.items():
+            if not key.startswith("class/"):
+                named[prefix + key] = value
+                continue
+            label, metric = key[len("class/") :].split("/", 1)
+            if metric in keep:
+                named[f"{prefix}class/{self.class_names[int(label)]}/{metric}"] = value
+        return named
 
     def _classification(self, logits: np.ndarray) -> dict[str, float]:
         if self.known is None:
-            return classification_metrics(logits, self.labels)
-        metrics = classification_metrics(logits[self.known], self.labels[self.known]) if self.known.any() else {}
+            return self.named(classification_metrics(logits, self.labels, per_class=self.per_class))
+        known = self.known
+        metrics = (
+            self.named(classification_metrics(logits[known], self.labels[known], per_class=self.per_class))
+            if known.any()
+            else {}
+        )
         unknown = int((~self.known).sum())
         if unknown:
             metrics["unknown_class_items"] = float(unknown)

@@ -35,6 +35,7 @@ def retrieval_metrics(
     chunk_size: int | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    per_class: bool = False,
 ) -> dict[str, float]:
     """Exact kNN retrieval metrics for labelled embeddings, computed in query blocks.
 
@@ -81,9 +82,12 @@ def retrieval_metrics(
         chunk_size: queries per block; None picks it so each block's scores take about 256 MiB.
         seed: seed for the ``max_queries`` sample.
         device: where to compute, e.g. ``"cuda"``; None uses the device of ``query_embeddings``.
+        per_class: also return every metric per query class, as ``class/<label>/<metric>``: the mean over that
+            class's scored queries (a class whose queries all have R = 0 has none).
 
     Returns:
-        ``{"recall@1", ..., "precision@k", "map@k", "ndcg@k", "map@r", "r_precision", "mrr"}`` as floats.
+        ``{"recall@1", ..., "precision@k", "map@k", "ndcg@k", "map@r", "r_precision", "mrr"}`` as floats, plus
+        ``class/<label>/...`` with ``per_class``.
 
     Example:
         >>> emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [1, 1]], dtype=np.float32)
@@ -116,7 +120,7 @@ def retrieval_metrics(
         raise ValueError("the index has no candidates left after excluding the query itself; add more items")
 
     rows = _sample_rows(queries.shape[0], max_queries, seed)
-    classes = torch.unique(torch.cat([i_labels, q_labels[rows]]), return_inverse=True)[1]
+    label_values, classes = torch.unique(torch.cat([i_labels, q_labels[rows]]), return_inverse=True)
     i_cls, q_cls = classes[:n_index], classes[n_index:]
     n_rel = torch.bincount(i_cls, minlength=int(classes.max()) + 1)[q_cls]
     if exclude_self:
@@ -134,7 +138,7 @@ def retrieval_metrics(
     dev = _device(queries, device)
     scorer = Scorer(index, distance, dev)
     i_cls = i_cls.to(dev)
-    sums = RankingSums(ks, at_r=True)
+    sums = RankingSums(ks, at_r=True, n_groups=len(label_values) if per_class else 0)
     for start, end in plan_chunks(depth.tolist(), n_index, _SCORE_BUDGET_BYTES, _check_chunk_size(chunk_size)):
         block = rows[start:end]
         cls = q_cls[start:end].to(dev)
@@ -147,9 +151,14 @@ def retrieval_metrics(
         missing = (~rel.any(1)).nonzero().flatten()
         if missing.numel():
             first[missing] = first_relevant_rank(scores, lambda p, c=cls: i_cls[None, :] == c[p, None], missing)
-        sums.add(rel, n_rel[start:end], first)
+        sums.add(rel, n_rel[start:end], first, q_cls[start:end] if per_class else None)
     keys = [f"{name}@{c}" for name in ("recall", "precision", "map", "ndcg") for c in ks]
-    return sums.means(keys + ["map@r", "r_precision", "mrr"])
+    keys += ["map@r", "r_precision", "mrr"]
+    metrics = sums.means(keys)
+    for group, values in (sums.group_means(keys) if per_class else {}).items():
+        label = int(label_values[group])
+        metrics.update({f"class/{label}/{key}": value for key, value in values.items()})
+    return metrics
 
 
 def pair_metrics(
@@ -232,12 +241,14 @@ def pair_metrics(
     return {key.replace("fraction@", "recall@"): value for key, value in out.items()}
 
 
-def classification_metrics(logits_or_pred, labels) -> dict[str, float]:
+def classification_metrics(logits_or_pred, labels, *, per_class: bool = False) -> dict[str, float]:
     """Accuracy and macro-averaged F1 of class predictions.
 
     Args:
         logits_or_pred: ``(n, num_classes)`` scores (the argmax is the prediction) or ``(n,)`` int predictions.
         labels: ``(n,)`` int true classes.
+        per_class: also return ``class/<label>/accuracy``, the fraction of that class's items predicted as it
+            (its recall), for every class in ``labels``.
 
     Returns:
         ``{"accuracy", "macro_f1"}``; ``macro_f1`` averages the per-class F1 ``2TP / (2TP + FP + FN)``
@@ -264,10 +275,13 @@ def classification_metrics(logits_or_pred, labels) -> dict[str, float]:
     tp = torch.stack([((pred == c) & (truth == c)).sum() for c in classes]).double()
     fp = torch.stack([((pred == c) & (truth != c)).sum() for c in classes]).double()
     fn = torch.stack([((pred != c) & (truth == c)).sum() for c in classes]).double()
-    return {
+    metrics = {
         "accuracy": float((pred == truth).double().mean()),
         "macro_f1": float((2 * tp / (2 * tp + fp + fn)).mean()),
     }
+    for c in torch.unique(truth).tolist() if per_class else []:
+        metrics[f"class/{c}/accuracy"] = float((pred[truth == c] == c).double().mean())
+    return metrics
 
 
 def _check_ks(k) -> tuple[int, ...]:

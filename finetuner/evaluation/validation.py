@@ -26,10 +26,14 @@ class ValidationEvaluator:
     The parts exist for labelled retrieval data that has both kinds of items (with at least two items in a
     part); selection then ranks candidates on ``seen/`` and guards ``new/``. Otherwise only the whole set counts.
 
+    Per-class figures (``per_class``) name each class: ``seen/class/<name>/map@r`` and ``new/class/<name>/map@r``
+    (and ``recall@<smallest k>``) when the set has both parts, each the mean over that class's items as queries of
+    its part; ``class/<name>/...`` from the whole set otherwise (classification: ``class/<name>/accuracy``).
+
     Args:
         data: the evaluation set.
         train_classes: class names the model trains on (None: pairs or unknown).
-        task, classes, k, max_queries: as for `Evaluator`.
+        task, classes, k, max_queries, per_class: as for `Evaluator`.
 
     Example:
         >>> data = LabeledData([[1, 0], [1, .1], [0, 1], [.1, 1]], [0, 0, 1, 1], ["old", "new"])
@@ -49,8 +53,8 @@ class ValidationEvaluator:
         classes: Sequence[str] | None = None,
         k: Sequence[int] = (1, 5, 10),
         max_queries: int | None = None,
+        per_class: bool = True,
     ):
-        self.whole = Evaluator(data, task=task, classes=classes, k=k, max_queries=max_queries)
         self.k, self.max_queries = tuple(k), max_queries
         self.parts: dict[str, np.ndarray] = {}  # part name -> its rows, which query the whole set
         if isinstance(data, LabeledData) and task == "embedding" and train_classes is not None:
@@ -61,6 +65,10 @@ class ValidationEvaluator:
                 rows = np.flatnonzero(mask)
                 if len(rows) < len(data) and _has_pairs_of_a_class(labels[rows]):
                     self.parts[name] = rows
+        self.per_class_parts = per_class and self.has_guard  # else the whole set gives the per-class figures
+        self.whole = Evaluator(
+            data, task=task, classes=classes, k=k, max_queries=max_queries, per_class=per_class and not self.has_guard
+        )
 
     @property
     def primary_metric(self) -> str:
@@ -108,9 +116,9 @@ class ValidationEvaluator:
                 index_labels = np.concatenate([index_labels, np.asarray(distractors[1])])
             part = retrieval_metrics(
                 items[rows], labels[rows], index, index_labels, exclude_self=True, k=self.k,
-                max_queries=self.max_queries,
+                max_queries=self.max_queries, per_class=self.per_class_parts,
             )  # fmt: skip
-            metrics.update({f"{name}/{key}": value for key, value in part.items()})
+            metrics.update(self.whole.named(part, prefix=f"{name}/"))
         return metrics
 
 

@@ -11,7 +11,8 @@ from string import Template
 from typing import Any
 
 from finetuner.report._images import thumbnail_png
-from finetuner.report.plots import is_number
+from finetuner.report._summary import Change
+from finetuner.report.plots import is_number, label
 
 
 def esc(value: Any) -> str:
@@ -33,9 +34,15 @@ def empty(text: str) -> str:
     return f'<p class="empty">{esc(text)}</p>'
 
 
-def png_img(png: bytes, alt: str, css: str = "") -> str:
+def png_img(png: bytes, alt: str, css: str = "", width: int | None = None) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}"' + (f' class="{css}">' if css else ">")
+    attributes = (f' class="{css}"' if css else "") + (f' width="{width}"' if width else "")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}"{attributes}>'
+
+
+def plot_img(png: bytes, alt: str) -> str:
+    """A plot from `to_png` (drawn at twice the display resolution), shown at half its pixel width or narrower."""
+    return png_img(png, alt, "plot", width=_png_width(png) // 2)
 
 
 def config_table(config: Mapping[str, Any]) -> str:
@@ -96,22 +103,89 @@ def format_value(value: Any) -> str:
 
 
 def examples_block(examples: Sequence[Mapping[str, Any]]) -> str:
-    """One row per query: the query, an arrow, then its results framed green (relevant) or red (not)."""
+    """One block per query: the query, then its top results framed green (relevant) or red (not); when an example
+    also has ``results_before`` (with ``result_labels_before``, ``relevant_before``), the untuned model's results
+    are shown in a row above the tuned ones."""
     legend = (
-        '<p class="legend">query &rarr; top results, framed '
+        '<p class="legend">each query, then its top results, framed '
         '<span class="hit">green: relevant</span>, <span class="miss">red: not relevant</span></p>'
     )
-    rows = []
+    blocks = []
     for example in examples:
-        results = list(example.get("results", []))
-        relevant = list(example.get("relevant") or [None] * len(results))
-        labels = list(example.get("result_labels") or [None] * len(results))
-        cells = [_item(example["query"], example.get("query_label"), "query")]
-        cells.append('<div class="arrow">&rarr;</div>')
-        for item, hit, label in zip(results, relevant, labels):
-            cells.append(_item(item, label, "" if hit is None else ("hit" if hit else "miss")))
-        rows.append('<div class="example">' + "".join(cells) + "</div>")
-    return legend + "\n" + "\n".join(rows)
+        rows = [("after", "")]
+        if example.get("results_before") is not None:
+            rows = [("before", "_before"), ("after", "")]
+        shown = []
+        for stage, suffix in rows:
+            results = list(example.get(f"results{suffix}") or [])
+            relevant = list(example.get(f"relevant{suffix}") or [None] * len(results))
+            labels = list(example.get(f"result_labels{suffix}") or [None] * len(results))
+            items = "".join(
+                _item(item, label, "" if hit is None else ("hit" if hit else "miss"))
+                for item, hit, label in zip(results, relevant, labels)
+            )
+            tag = f'<div class="stage">{stage}</div>' if len(rows) > 1 else ""
+            shown.append(f'<div class="results">{tag}{items}</div>')
+        query = _item(example["query"], example.get("query_label"), "query")
+        blocks.append(f'<div class="example">{query}<div class="rows">{"".join(shown)}</div></div>')
+    return legend + "\n" + "\n".join(blocks)
+
+
+def summary_card(
+    where: str | None,
+    headline: Sequence[Change],
+    facts: Sequence[tuple[str, str]],
+    held_out: Sequence[str],
+    verdict: str | None,
+) -> str:
+    """The report's first section: a verdict line (a warning when any headline figure got worse), a tile per
+    headline figure before → after, the selection's verdict, held-out classes and what was trained."""
+    worse = [c for c in headline if c.worse]
+    if not headline:
+        line = "No before → after figures: the run had no evaluation data."
+    elif worse:
+        names = ", ".join(f"{c.name} {label(c.metric)} {c.before:.3f} → {c.after:.3f}" for c in worse)
+        line = f"&#9888; Worse after training on {esc(where)}: {esc(names)}."
+    else:
+        line = f"&#10003; Every headline figure on {esc(where)} is as good or better after training."
+    tiles = []
+    for change in headline:
+        css = "down" if change.worse else "up" if change.delta > 0 else "same"
+        tiles.append(
+            f'<div class="tile {css}"><div class="what">{esc(label(change.metric))} &middot; {esc(change.name)}</div>'
+            f'<div class="figure">{change.before:.3f} &rarr; <b>{change.after:.3f}</b></div>'
+            f'<div class="delta {css}">{change.delta:+.3f}</div></div>'
+        )
+    parts = [f'<p class="verdict">{line}</p>']
+    if tiles:
+        parts.append(f'<div class="tiles">{"".join(tiles)}</div>')
+    notes = []
+    if verdict:
+        notes.append(f"<li><b>Selection.</b> {esc(verdict)}</li>")
+    if held_out:
+        notes.append(f"<li><b>Held-out classes</b> (never trained on): {esc(', '.join(held_out))}</li>")
+    if notes:
+        parts.append(f'<ul class="notes">{"".join(notes)}</ul>')
+    if facts:
+        rows = "".join(f"<dt>{esc(name)}</dt><dd>{esc(text)}</dd>" for name, text in facts)
+        parts.append(f'<dl class="facts">{rows}</dl>')
+    css = "summary worse" if worse else "summary"
+    return f'<section class="{css}" id="summary">\n<h2>Summary</h2>\n' + "\n".join(parts) + "\n</section>"
+
+
+def class_note(changes: Sequence[Change]) -> str:
+    """One line under the per-class chart: how many classes gained and which lost."""
+    gained = sum(c.delta > 0 for c in changes)
+    lost = sorted((c for c in changes if c.worse), key=lambda c: c.delta)
+    text = f"{gained} of {len(changes)} classes gained"
+    if lost:
+        text += "; lost: " + ", ".join(f"{c.name} ({c.delta:+.3f})" for c in lost)
+    return f'<p class="note">{esc(text)}.</p>'
+
+
+def folded(summary: str, body: str) -> str:
+    """``body`` under a closed ``<details>`` whose visible line is ``summary`` (plain text)."""
+    return f"<details>\n<summary>{esc(summary)}</summary>\n{body}\n</details>"
 
 
 def _item(item: Any, label: Any, kind: str) -> str:
@@ -120,6 +194,10 @@ def _item(item: Any, label: Any, kind: str) -> str:
     content = png_img(png, alt) if png is not None else f'<div class="text">{esc(item)}</div>'
     caption = f'<div class="label" title="{esc(label)}">{esc(label)}</div>' if label is not None else ""
     return f'<div class="item {kind}"><div class="frame">{content}</div>{caption}</div>'
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height, as 4-byte integers
 
 
 def _change_cell(first: Any, last: Any) -> str:

@@ -1,4 +1,5 @@
-"""Report plots: training curves (loss and eval metrics per epoch) and metrics before → after.
+"""Report plots: training curves (loss and eval metrics per epoch, seen and new classes apart) and the per-class
+before → after chart.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so making them never changes the user's matplotlib
 backend or opens a window. matplotlib is imported when a plot is made, not when finetuner is.
@@ -14,8 +15,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 EVAL_PREFIX = "eval/"
-# Metrics worth a plot; the report's table still lists every metric. Others are plotted only if none of these exist.
-HEADLINE = ("recall@1", "recall@5", "map@r", "ndcg@10", "mrr", "accuracy", "macro_f1")
+# Metrics worth a plot, best first (a run's first two are its headline); the report's table still lists every metric.
+HEADLINE = ("recall@1", "map@r", "accuracy", "mrr", "macro_f1", "recall@5", "ndcg@10")
+
+
+LABELS = {"recall@1": "R@1", "map@r": "MAP@R", "accuracy": "accuracy", "mrr": "MRR", "macro_f1": "macro F1"}
+
+
+def label(metric: str) -> str:
+    """The short display name of a metric: ``map@r`` -> ``MAP@R``."""
+    return LABELS.get(metric, metric)
 
 
 def headline(names: Sequence[str], prefix: str = "") -> list[str]:
@@ -24,7 +33,9 @@ def headline(names: Sequence[str], prefix: str = "") -> list[str]:
     return chosen or list(names)
 
 
-_COLORS = ("#8c959f", "#0969da", "#1a7f37", "#bf8700", "#8250df", "#cf222e")
+DPI = 110  # CSS pixels per inch of a figure: the page shows a figure ``width * DPI`` pixels wide
+_COLORS = ("#8c959f", "#0969da", "#1a7f37", "#8250df", "#bf8700", "#cf222e")
+_UP, _DOWN, _NEW = "#1a7f37", "#cf222e", "#8250df"
 
 
 def is_number(value: Any) -> bool:
@@ -38,71 +49,103 @@ def is_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) or _is_numpy_number(value)
 
 
-def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Training loss per epoch and, next to it, the headline ``eval/<metric>`` curves when the history has them.
+PART_NAMES = {"": "all classes", "seen/": "seen classes", "new/": "new classes"}
 
-    ``eval/loss`` (if present) is drawn with the training loss. Epochs come from each record's ``epoch`` key, or its
-    position (1, 2, ...) when the key is missing.
+
+def training_curves(history: Sequence[Mapping[str, Any]], kept_epoch: int | None = None) -> list[tuple[str, Figure]]:
+    """One chart per panel: the loss per epoch (train, and ``eval/loss`` when present), then one per headline metric
+    (at most two, e.g. MAP@R and R@1) with a line each for all classes, seen classes and new classes (the ``eval/``,
+    ``eval/seen/`` and ``eval/new/`` keys of the history). The legend sits under the axes, never on the lines.
+
+    Args:
+        history: one record per epoch; epochs come from each record's ``epoch`` key, or its position (1, 2, ...).
+        kept_epoch: the epoch that model selection kept, marked with a dotted line.
 
     Returns:
-        A matplotlib `Figure`, or None when the history has no loss and no eval metric.
+        ``(name, figure)`` per panel (``"loss"``, then the metric names), empty when the history has nothing to plot.
 
     Example:
-        >>> fig = training_curves([{"epoch": 1, "loss": 0.9, "eval/recall@1": 0.6}, {"epoch": 2, "loss": 0.7}])
-        >>> png = to_png(fig)
+        >>> panels = training_curves([{"epoch": 1, "loss": 0.9, "eval/map@r": 0.6}, {"epoch": 2, "loss": 0.7}])
+        >>> [name for name, _ in panels]
+        ['loss', 'map@r']
     """
-    eval_keys = [k for k in _numeric_keys(history) if k.startswith(EVAL_PREFIX) and k != f"{EVAL_PREFIX}loss"]
-    eval_keys = headline(eval_keys, EVAL_PREFIX) if eval_keys else eval_keys
-    loss_keys = [k for k in ("loss", f"{EVAL_PREFIX}loss") if any(is_number(r.get(k)) for r in history)]
-    if not loss_keys and not eval_keys:
-        return None
-    panels = [(keys, title) for keys, title in ((loss_keys, "Loss"), (eval_keys, "Eval metrics")) if keys]
-    fig = _figure(width=5.2 * len(panels), height=3.4)
-    for ax, (keys, title) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        for i, key in enumerate(keys):
+    keys = _numeric_keys(history)
+    loss_keys = [k for k in ("loss", f"{EVAL_PREFIX}loss") if k in keys]
+    whole = [k.removeprefix(EVAL_PREFIX) for k in keys if k.startswith(EVAL_PREFIX) and k.count("/") == 1]
+    metrics = headline([m for m in whole if m != "loss"])[:2]
+    panels = [("loss", "Loss", [(k, "train" if k == "loss" else "validation") for k in loss_keys])] if loss_keys else []
+    for metric in metrics:
+        lines = [(f"{EVAL_PREFIX}{p}{metric}", name) for p, name in PART_NAMES.items()]
+        lines = [(key, name) for key, name in lines if key in keys]
+        panels.append((metric, f"{label(metric)} on validation data", lines))
+    figures = []
+    for name, heading, lines in panels:
+        fig = _figure(width=4.4, height=3.2)
+        ax = fig.subplots()
+        for i, (key, line_label) in enumerate(lines):
             epochs, values = _series(history, key)
-            label = "train" if key == "loss" else key.removeprefix(EVAL_PREFIX)
-            ax.plot(epochs, values, marker="o", markersize=4, color=_COLORS[1 + i % (len(_COLORS) - 1)], label=label)
-        _style(ax, title, xlabel="epoch")
+            color = _COLORS[1 + i % (len(_COLORS) - 1)]
+            ax.plot(epochs, values, marker="o", markersize=4, color=color, label=line_label)
+        if kept_epoch is not None:
+            ax.axvline(kept_epoch, color=_COLORS[0], linestyle=":", linewidth=1.2, label=f"kept: epoch {kept_epoch}")
+        _style(ax, heading, xlabel="epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(frameon=False, fontsize=8)
-    return fig
+        ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        figures.append((name, fig))
+    return figures
 
 
-def metrics_chart(metrics: Mapping[str, Mapping[str, Any]]) -> Figure | None:
-    """Grouped bars: one group per headline metric, one bar per stage (``before``, ``after``, ...), values on top.
+def class_chart(changes: Sequence[Any], metric: str, where: str, limit: int = 30) -> Figure | None:
+    """Per-class before → after as a dumbbell chart, biggest gain on top: a hollow dot before, a filled dot after,
+    green when the class gained and red when it lost; classes training never saw are marked "(new)" in purple.
+
+    Args:
+        changes: per class, an object with ``name``, ``part`` (``"new"`` for held-out classes), ``before``, ``after``.
+        metric: the metric's display name; ``where``: the data it was measured on (both for the title).
+        limit: show at most this many classes: the half that gained most and the half that lost most.
 
     Returns:
-        A matplotlib `Figure`, or None when there is no numeric metric.
+        A matplotlib `Figure`, or None without changes.
 
     Example:
-        >>> fig = metrics_chart({"before": {"recall@1": 0.5}, "after": {"recall@1": 0.7}})
+        >>> from types import SimpleNamespace as C
+        >>> fig = class_chart([C(name="bag", part="seen", before=0.5, after=0.7)], "MAP@R", "test data")
     """
-    stages = [s for s in metrics if any(is_number(v) for v in metrics[s].values())]
-    names = list(dict.fromkeys(k for s in stages for k, v in metrics[s].items() if is_number(v)))
-    if not names:
+    if not changes:
         return None
-    names = headline(names)
-    fig = _figure(width=min(1.5 + 0.45 * len(names) * len(stages), 9.0), height=3.4)
+    ranked = sorted(changes, key=lambda c: c.after - c.before, reverse=True)
+    if len(ranked) > limit:
+        ranked = ranked[: limit // 2] + ranked[len(ranked) - (limit - limit // 2) :]
+    n = len(ranked)
+    fig = _figure(width=4.6, height=1.0 + 0.3 * n)
     ax = fig.subplots()
-    width = 0.8 / len(stages)
-    for i, stage in enumerate(stages):
-        xs = [j + (i - (len(stages) - 1) / 2) * width for j in range(len(names))]
-        values = [float(metrics[stage][n]) if is_number(metrics[stage].get(n)) else 0.0 for n in names]
-        bars = ax.bar(xs, values, width=width * 0.92, color=_COLORS[i % len(_COLORS)], label=stage)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.margins(y=0.15)
-    _style(ax, " → ".join(stages), xlabel=None)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
+    ys = list(range(n))[::-1]  # the biggest gain at the top
+    for y, change in zip(ys, ranked):
+        delta = change.after - change.before
+        color = _UP if delta > 0 else _DOWN if delta < 0 else _COLORS[0]
+        ax.plot([change.before, change.after], [y, y], color=color, linewidth=2, alpha=0.5, solid_capstyle="round")
+        ax.scatter([change.before], [y], s=28, facecolors="white", edgecolors=_COLORS[0], linewidths=1.4, zorder=3)
+        ax.scatter([change.after], [y], s=32, color=color, zorder=4)
+        ax.annotate(f"{delta:+.3f}", (max(change.before, change.after), y), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=7, color=color)  # fmt: skip
+    names = [f"{c.name} (new)" if c.part == "new" else str(c.name) for c in ranked]
+    ax.set_yticks(ys, names, fontsize=8)
+    for tick, change in zip(ax.get_yticklabels(), ranked):
+        if change.part == "new":
+            tick.set_color(_NEW)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.margins(x=0.12)
+    _style(ax, f"{metric} per class on {where}: before ○ → after ●", xlabel=metric)
+    ax.grid(axis="x", color="#d0d7de", linewidth=0.6)
+    ax.grid(axis="y", visible=False)
     return fig
 
 
-def to_png(fig: Figure, dpi: int = 110) -> bytes:
-    """Render a figure to PNG bytes with the Agg canvas.
+def to_png(fig: Figure, dpi: int = 2 * DPI) -> bytes:
+    """Render a figure to PNG bytes with the Agg canvas, at twice the display resolution (sharp on phones).
 
     Example:
-        >>> png = to_png(metrics_chart({"after": {"recall@1": 0.7}}))
+        >>> png = to_png(training_curves([{"epoch": 1, "loss": 0.9}])[0][1])
         >>> png[:4]
         b'\\x89PNG'
     """

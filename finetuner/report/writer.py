@@ -1,4 +1,4 @@
-"""`write_report`: one self-contained HTML page about a run, plus its plots as PNG files."""
+"""`write_report`: one self-contained HTML page about a run, summary first, plus its plots as PNG files."""
 
 from __future__ import annotations
 
@@ -9,43 +9,49 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from finetuner.card import ModelCardData
 from finetuner.core.version import __version__
-from finetuner.report import _html
-from finetuner.report.plots import metrics_chart, to_png, training_curves
+from finetuner.report import _html, _summary
+from finetuner.report.plots import class_chart, label, to_png, training_curves
 
 REPORT_FILE = "report.html"
-LOSS_FILE = "loss.png"
-METRICS_FILE = "metrics.png"
+CLASS_FILE = "per_class.png"
+CURVE_FILES = "curves_*.png"  # one per training chart: curves_loss.png, curves_map_at_r.png, ...
 
 
 def write_report(
     folder: str | Path,
     *,
     history: Sequence[Mapping[str, Any]],
-    metrics: Mapping[str, Mapping[str, float]],
+    metrics: Mapping[str, Any],
     config: Mapping[str, Any],
     examples: Sequence[Mapping[str, Any]] | None = None,
-    title: str = "finetuner run",
+    card: ModelCardData | Mapping[str, Any] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Write ``folder/report.html``: config, metrics before → after, training curves and example retrievals.
+    """Write ``folder/report.html``: a summary card first (what was trained, the headline before → after on test
+    data, or validation data without it, seen vs new classes, the selection's verdict, a warning when anything got
+    worse), then per-class before → after, example retrievals before and after, the probe's leaderboard, training
+    curves, and the settings and every metric folded at the end.
 
     The page needs no other file: plots and thumbnails are embedded as base64 PNG, and it uses no JavaScript. The plots
-    are also saved next to it as ``loss.png`` (loss per epoch, and each ``eval/<metric>`` per epoch when the history
-    has them) and ``metrics.png`` (metrics per stage); a plot with nothing to show is not written.
+    are also saved next to it: ``per_class.png`` and ``curves_<panel>.png``; a plot with nothing to show is not
+    written (an older one is removed).
 
     Args:
         folder: where to write; created if needed.
-        history: one record per epoch, e.g. ``{"epoch": 1, "loss": 0.9, "eval/recall@1": 0.6}``.
-        metrics: metric values per stage, e.g. ``{"before": {"recall@1": 0.5}, "after": {"recall@1": 0.7}}``; the
-            change column compares the first stage with the last. The ``"selection"`` entry (`fit`'s model
-            selection: ``reason``, ``candidates``), the ``"test"`` entry (``before`` / ``after`` on test data) and
-            the ``"probe"`` entry (``layer_name="auto"``: the leaderboard)
-            get their own sections.
-        config: the run's settings, shown as a table (nested mappings as dotted keys).
-        examples: retrieval examples, each ``{"query", "results", "relevant", "query_label", "result_labels"}``;
-            items are image paths, arrays ``(H, W)`` / ``(H, W, C)`` uint8, PIL images, or text (a string that is not
-            an existing file). Relevant results get a green frame, the others a red one.
-        title: the page title.
+        history: one record per epoch, e.g. ``{"epoch": 1, "loss": 0.9, "eval/map@r": 0.6, "eval/new/map@r": 0.5}``.
+        metrics: `Run.metrics`: ``before`` / ``after`` on validation data (with ``seen/``, ``new/`` and per-class
+            ``[seen/|new/]class/<name>/<metric>`` keys when the evaluator gave them), and optionally ``test``
+            (``before`` / ``after`` on test data), ``selection`` (`fit`'s model selection: ``reason``, ``epoch``,
+            ``alpha``, ``candidates``) and ``probe`` (``layer_name="auto"``: the leaderboard).
+        config: the run's settings (`FitConfig.to_dict`), shown folded; its ``model`` section names the head.
+        examples: retrieval examples, each ``{"query", "query_label", "results", "result_labels", "relevant"}``,
+            plus optionally ``results_before``, ``result_labels_before``, ``relevant_before`` (the untuned model's
+            results for the same query, shown above the tuned ones). Items are image paths, arrays ``(H, W)`` /
+            ``(H, W, C)``, PIL images, or text (a string that is not an existing file).
+        card: the model's card data (`ModelCardData` or its dict): base model, data sizes and names, freezing, loss.
+        title: the page title; None: ``<model> on <data>`` from ``card``.
 
     Returns:
         The path of ``report.html``.
@@ -55,42 +61,72 @@ def write_report(
         ...     "out/report",
         ...     history=[{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.6}],
         ...     metrics={"before": {"recall@1": 0.5}, "after": {"recall@1": 0.7}},
-        ...     config={"model": "resnet18", "epochs": 2},
+        ...     config={"model": {"head": "residual", "output_dim": 128}},
+        ...     card={"base_model": "resnet18", "train_data": {"source": "shoes", "items": 900, "classes": 12}},
         ... )
         PosixPath('out/report/report.html')
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    selection, probed, test = metrics.get("selection"), metrics.get("probe"), metrics.get("test")
-    metrics = {stage: values for stage, values in metrics.items() if stage in ("before", "after")}
-    loss_png = _save_plot(training_curves(history), folder / LOSS_FILE)
-    metrics_png = _save_plot(metrics_chart(metrics), folder / METRICS_FILE)
+    card = ModelCardData.from_dict(card).to_dict()
+    selection, probed = metrics.get("selection"), metrics.get("probe")
+    scored = _summary.scored_stages(metrics)
+    where, before, after = scored if scored is not None else (None, {}, {})
+    classes = _summary.class_changes(before, after)
 
-    metrics_body = _html.metrics_table(metrics) if metrics_png else _html.empty("No metrics recorded.")
-    if metrics_png:
-        metrics_body = (
-            f'<div class="plots">{metrics_body}{_html.png_img(metrics_png, "metrics per stage", "plot")}</div>'
+    sections = [
+        _html.summary_card(
+            where,
+            _summary.headline_changes(before, after),
+            _summary.facts(card, config, metrics),
+            _summary.held_out_classes(card, classes),
+            _summary.verdict(selection) if selection else None,
         )
-    loss_body = _html.png_img(loss_png, "training curves", "plot") if loss_png else _html.empty("No training history.")
-    sections = [_html.section("Metrics", metrics_body)]
-    if test:
-        sections.append(_html.section("Test data (never used for any choice)", _html.metrics_table(test)))
-    if selection:
-        sections.append(_html.section("Model selection", _html.selection_block(selection)))
-    if probed:
-        sections.append(_html.section("Layer and head probe", _html.probe_block(probed)))
-    sections.append(_html.section("Training", loss_body))
+    ]
+    class_png = _save_plot(
+        class_chart(classes, label(classes[0].metric), where) if classes else None, folder / CLASS_FILE
+    )
+    if class_png:
+        body = _html.plot_img(class_png, "per-class before and after") + _html.class_note(classes)
+        sections.append(_html.section("Per class, before → after", body))
     if examples:
         sections.append(_html.section("Example retrievals", _html.examples_block(examples)))
-    config_body = _html.config_table(config) if config else _html.empty("No configuration.")
-    sections.append(_html.section("Configuration", config_body))
+    if probed:
+        sections.append(_html.section("Layer and head probe", _html.probe_block(probed)))
+    for stale in folder.glob(CURVE_FILES):
+        stale.unlink()
+    kept = selection.get("epoch") if selection else None
+    curves = [
+        _save_plot(figure, folder / f"curves_{name.replace('@', '_at_')}.png")
+        for name, figure in training_curves(history, kept_epoch=kept or None)
+    ]
+    curves_body = "".join(_html.plot_img(png, "training curve") for png in curves)
+    curves_body = f'<div class="plots">{curves_body}</div>' if curves else _html.empty("No training history.")
+    sections.append(_html.section("Training", curves_body))
+    if selection:
+        sections.append(_html.section("Model selection", _html.selection_block(selection)))
+    sections.append(_details(metrics, config))
 
     epochs = f"{len(history)} epoch{'s' if len(history) != 1 else ''}"
     footer = f"Written by finetuner {_html.esc(__version__)} on {datetime.now().strftime('%Y-%m-%d %H:%M')}."
-    document = _html.page(title, subtitle=epochs, sections=sections, footer=footer)
+    page_title = title or _summary.title(card)
+    document = _html.page(page_title, subtitle=epochs, sections=sections, footer=footer)
     path = folder / REPORT_FILE
     _write_atomic(path, document.encode("utf-8"))
     return path
+
+
+def _details(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """Every metric (validation, then test) and every setting, folded."""
+    stages = {stage: metrics[stage] for stage in ("before", "after") if metrics.get(stage)}
+    test = metrics.get("test") or {}
+    parts = []
+    for name, values in (("validation data", stages), ("test data (never used for any choice)", test)):
+        count = len({k for v in values.values() for k in v})
+        if count:
+            parts.append(_html.folded(f"All metrics on {name} ({count})", _html.metrics_table(values)))
+    parts.append(_html.folded("Settings", _html.config_table(config) if config else _html.empty("No settings.")))
+    return _html.section("Details", "\n".join(parts))
 
 
 def _save_plot(figure: Any, path: Path) -> bytes | None:
