@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class FitData:
     test: LabeledData | PairData | None = None
     source: LabeledData | None = None  # the loaded training data when train and eval were taken from it ...
     holdout: HoldoutRows | None = None  # ... at these rows
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # "train" / "eval" / "test": what the user gave
 
     @property
     def rows(self) -> dict[str, np.ndarray]:
@@ -70,6 +72,18 @@ class FitData:
 def prepare_data(train_data: Any, eval_data: Any, test_data: Any, config: FitConfig) -> FitData:
     """Load the training, evaluation and test data (the kind the loss needs); without ``eval_data``, hold out
     validation data from the training data: items of the training classes and, for embeddings, whole classes."""
+    data = load_and_hold_out(train_data, eval_data, test_data, config)
+    given = {"train": train_data, "eval": eval_data, "test": test_data}
+    data.names = {part: source_name(value) for part, value in given.items() if value is not None}
+    return data
+
+
+def source_name(source: Any) -> str:
+    """How the report and the model card name data: a path or set name as given, else the kind of object."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"a {type(source).__name__}"
+
+
+def load_and_hold_out(train_data: Any, eval_data: Any, test_data: Any, config: FitConfig) -> FitData:
     kind = data_kind(config)  # parsed once, here
     columns = config.data.columns
     train = load_data(train_data, kind=kind, columns=columns)

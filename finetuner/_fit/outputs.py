@@ -21,28 +21,28 @@ from finetuner.training import distributed
 
 
 def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k: int = 5) -> list[dict[str, Any]]:
-    """A few evaluation queries with their top-k neighbours (leave-one-out), for the HTML report."""
+    """A few validation queries with their top-k neighbours (leave-one-out) after training and, where the untuned
+    vectors are at hand (cached features), before it, for the HTML report."""
     eval_data, model = data.eval, plan.model
     if eval_data is None or data.pairs or model.task != "embedding":
         return []
-    vectors = plan.source.validation_vectors()
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(eval_data), size=min(queries, len(eval_data)), replace=False)
-    examples = []
-    for query in picks:
-        scores = vectors @ vectors[query]
-        scores[query] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        examples.append(
-            {
-                "query": eval_data.items[query],
-                "query_label": eval_data.classes[eval_data.labels[query]],
-                "results": [eval_data.items[i] for i in top],
-                "result_labels": [eval_data.classes[eval_data.labels[i]] for i in top],
-                "relevant": [eval_data.labels[i] == eval_data.labels[query] for i in top],
-            }
-        )
+    examples = [
+        {"query": eval_data.items[query], "query_label": eval_data.classes[eval_data.labels[query]]} for query in picks
+    ]
+    for suffix, tuned in (("", True), ("_before", False)):
+        vectors = plan.source.validation_vectors(tuned=tuned)
+        if vectors is None:
+            continue
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        for example, query in zip(examples, picks):
+            scores = vectors @ vectors[query]
+            scores[query] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:k]
+            example["results" + suffix] = [eval_data.items[i] for i in top]
+            example["result_labels" + suffix] = [eval_data.classes[eval_data.labels[i]] for i in top]
+            example["relevant" + suffix] = [eval_data.labels[i] == eval_data.labels[query] for i in top]
     return examples
 
 
@@ -52,16 +52,19 @@ def card_data(
     """What the saved model's card says about this run: the base model, freezing, loss, settings, data and the
     metrics (on test data when given, else on validation data)."""
 
-    def summary(part: LabeledData | PairData | None) -> dict[str, Any]:
+    def summary(part: LabeledData | PairData | None, name: str | None) -> dict[str, Any]:
         if part is None:
             return {}
+        named = {"source": name} if name else {}
         if isinstance(part, PairData):
-            return {"items": len(part), "kind": "pairs"}
-        return {"items": len(part), "classes": len({part.classes[label] for label in part.labels}), "kind": "labeled"}
+            return {**named, "items": len(part), "kind": "pairs"}
+        classes = len({part.classes[label] for label in part.labels})
+        return {**named, "items": len(part), "classes": classes, "kind": "labeled"}
 
     training = config.training
     scored = metrics.get("test") or {k: metrics[k] for k in ("before", "after") if k in metrics}
-    evaluation = summary(data.test if "test" in metrics else data.eval)
+    scored_part = "test" if "test" in metrics else "eval"
+    evaluation = summary(data.test if "test" in metrics else data.eval, data.names.get(scored_part))
     if data.held_out_classes and "test" not in metrics:
         evaluation["held_out_classes"] = list(data.held_out_classes)
     return ModelCardData(
@@ -73,7 +76,7 @@ def card_data(
         loss_options=dict(training.loss_options),
         miner=type(miner).__name__ if miner is not None else None,
         training={k: getattr(training, k) for k in ("epochs", "batch_size", "learning_rate", "optimizer", "scheduler")},
-        train_data=summary(data.train),
+        train_data=summary(data.train, data.names.get("train")),
         eval_data=evaluation,
         metrics=scored,
     )

@@ -58,8 +58,9 @@ class FeatureSource(ABC):
         """Backbone features of a seeded sample of at most ``size`` training items (for `Head.initialize`)."""
 
     @abstractmethod
-    def validation_vectors(self) -> np.ndarray:
-        """The model's outputs for the validation items, in order (report examples)."""
+    def validation_vectors(self, *, tuned: bool = True) -> np.ndarray | None:
+        """The model's outputs for the validation items, in order (report examples); ``tuned=False``: the untuned
+        model's, or None where they are no longer at hand."""
 
 
 class CachedFeatures(FeatureSource):
@@ -112,8 +113,9 @@ class CachedFeatures(FeatureSource):
             sample[picked] = part[rows[picked] - offsets[number]]
         return sample
 
-    def validation_vectors(self) -> np.ndarray:
-        return head_outputs(self.model, self.set_features["validation"]["items"])
+    def validation_vectors(self, *, tuned: bool = True) -> np.ndarray | None:
+        features = self.set_features["validation"]["items"]
+        return head_outputs(self.model, features) if tuned else features.float().numpy()
 
 
 class RawItems(FeatureSource):
@@ -143,8 +145,8 @@ class RawItems(FeatureSource):
         picked = [items[i] for i in np.sort(rng.permutation(len(items))[:size])]
         return torch.from_numpy(self.model.outputs(self.model.features, picked, self.batch_size))
 
-    def validation_vectors(self) -> np.ndarray:
-        return self.model.encode(self.data.eval.items)
+    def validation_vectors(self, *, tuned: bool = True) -> np.ndarray | None:
+        return self.model.encode(self.data.eval.items) if tuned else None  # the untuned backbone has trained since
 
 
 SOURCES: list[type[FeatureSource]] = [CachedFeatures, RawItems]  # the first that applies serves the run

@@ -301,3 +301,22 @@ def test_freezing_every_layer_by_name_without_a_head_says_nothing_would_train(sm
     every_layer = ["conv1", "bn1", "layer1", "layer2"]
     with pytest.raises(ValueError, match="Nothing to train"):
         finetuner.fit("test_cnn", small_data, pretrained=False, freeze=every_layer, epochs=1, batch_size=16)
+
+
+def test_report_examples_rank_before_and_after_and_the_card_names_the_data(small_data, tmp_path):
+    """On cached features the report's example queries show their neighbours under the untuned features too, ranked
+    by the same leave-one-out cosine; the card and the report's title name the data the user gave."""
+    run = finetuner.fit(
+        "test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=1, cache_dir=tmp_path
+    )
+    assert run.examples
+    example = run.examples[0]
+    assert len(example["results_before"]) == len(example["results"]) == 5
+    assert all(result is not example["query"] for result in example["results_before"])  # leave-one-out
+    assert all(r == (label == example["query_label"]) for r, label in zip(
+        example["relevant_before"], example["result_labels_before"]))
+    assert run.model.card_data.train_data["source"] == "a LabeledData"
+    named = finetuner.fit(
+        "test_cnn", "fashion-mnist:test", pretrained=False, freeze=True, output_dim=8, epochs=1, cache_dir=tmp_path
+    )
+    assert named.model.card_data.train_data["source"] == "fashion-mnist:test"
