@@ -97,6 +97,7 @@ def retrieval_metrics(
     """
     ks = _check_ks(k)
     queries = as_embeddings(query_embeddings, "query_embeddings")
+    query_labels, index_labels = _class_numbers(query_labels, index_labels)
     q_labels = as_labels(query_labels, queries.shape[0], "query_labels")
     if index_embeddings is None:
         if index_labels is not None:
@@ -282,6 +283,19 @@ def classification_metrics(logits_or_pred, labels, *, per_class: bool = False) -
     for c in torch.unique(truth).tolist() if per_class else []:
         metrics[f"class/{c}/accuracy"] = float((pred[truth == c] == c).double().mean())
     return metrics
+
+
+def _class_numbers(query_labels, index_labels):
+    """Class names (strings or other non-numeric labels, as folder names are) numbered through one vocabulary
+    shared by queries and index, so equal names get equal numbers; numeric labels unchanged."""
+    given = [labels for labels in (query_labels, index_labels) if labels is not None]
+    arrays = [labels if isinstance(labels, torch.Tensor) else np.asarray(labels) for labels in given]
+    if all(isinstance(a, torch.Tensor) or a.dtype.kind in "iub" for a in arrays):
+        return query_labels, index_labels
+    names = [np.asarray(a, dtype=object).astype(str) for a in arrays]
+    vocabulary = {name: number for number, name in enumerate(np.unique(np.concatenate([n.ravel() for n in names])))}
+    numbered = [np.array([vocabulary[name] for name in n.ravel()], dtype=np.int64).reshape(n.shape) for n in names]
+    return numbered[0], (numbered[1] if index_labels is not None else None)
 
 
 def _check_ks(k) -> tuple[int, ...]:
