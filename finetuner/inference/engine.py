@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -191,16 +191,33 @@ class OnnxFunction:
 
 
 class _Function(nn.Module):
-    """A function of one tensor, or of a dict of tensors given positionally in ``names``' order, as a module."""
+    """A function of one tensor, or of a dict of tensors given positionally in ``names``' order, as a module.
+
+    The modules the function reaches (itself, a bound method's module, those its closures hold) are registered, so
+    their weights are the graph's named initializers rather than constants (which tracing refuses for weights that
+    require grad).
+    """
 
     def __init__(self, fn: Callable[[Any], Tensor], names: list[str] | None) -> None:
         super().__init__()
-        self.fn, self.names = fn, names
-        if isinstance(getattr(fn, "__self__", None), nn.Module):
-            self.owner = fn.__self__  # a bound method's module: its weights get their names in the graph
+        self.names = names
+        self.owners = nn.ModuleList(dict.fromkeys(_modules_in(fn)))
+        self.__dict__["fn"] = fn  # not as a submodule: `owners` holds the modules
 
     def forward(self, *tensors: Tensor) -> Tensor:
         return self.fn(dict(zip(self.names, tensors)) if self.names is not None else tensors[0])
+
+
+def _modules_in(fn: Any, depth: int = 4) -> Iterator[nn.Module]:
+    """The outermost modules ``fn`` reaches: itself, a bound method's owner, the contents of its closures."""
+    if isinstance(fn, nn.Module):
+        yield fn
+    elif isinstance(getattr(fn, "__self__", None), nn.Module):
+        yield fn.__self__
+    elif depth > 0:
+        for cell in getattr(fn, "__closure__", None) or ():
+            if callable(cell.cell_contents):
+                yield from _modules_in(cell.cell_contents, depth - 1)
 
 
 def _trace_checked(

@@ -36,7 +36,7 @@ def cached(folder, fn, fingerprint, items, engine="auto", batch_size=4, name="da
 
 
 class SmallNet(nn.Module):
-    """A user's own module: conv, BatchNorm, a residual add, pooling (frozen, as fit freezes it)."""
+    """A user's own module: conv, BatchNorm, a residual add, pooling."""
 
     def __init__(self):
         super().__init__()
@@ -71,7 +71,7 @@ def frozen(name):
 @pytest.mark.parametrize("name", ["test_cnn", "timm:test_vit", "custom"])
 def test_onnxruntime_reproduces_pytorch(tmp_path, name):
     if name == "custom":
-        net = SmallNet().eval().requires_grad_(False)
+        net = SmallNet().eval()
         fn, fingerprint = net, fingerprint_module(net)
     else:
         fn, fingerprint = frozen(name.removeprefix("timm:"))
@@ -84,7 +84,7 @@ def test_onnxruntime_reproduces_pytorch(tmp_path, name):
 
 
 def test_data_dependent_control_flow_falls_back_with_one_log_line(tmp_path, caplog):
-    net = BranchingNet().eval().requires_grad_(False)
+    net = BranchingNet().eval()
     bright, dark = images(4, low=200), images(4, seed=1, high=40)  # mean > 0, then < 0 after normalisation
     cache, options = FeatureCache(tmp_path), {"device": CPU, "batch_size": 4, "num_workers": 0}
     with caplog.at_level(logging.INFO, logger="finetuner"):
@@ -99,7 +99,7 @@ def test_data_dependent_control_flow_falls_back_with_one_log_line(tmp_path, capl
 
 
 def test_a_failed_parity_check_falls_back(tmp_path, caplog, monkeypatch):
-    net = SmallNet().eval().requires_grad_(False)
+    net = SmallNet().eval()
     monkeypatch.setattr(engine_module, "RELATIVE_TOLERANCE", -1.0)  # no difference is small enough
     with caplog.at_level(logging.INFO, logger="finetuner"):
         cache, features = cached(tmp_path, net, fingerprint_module(net), images(6))
@@ -109,7 +109,7 @@ def test_a_failed_parity_check_falls_back(tmp_path, caplog, monkeypatch):
 
 
 def test_the_graph_is_exported_once_and_read_back(tmp_path, monkeypatch):
-    net = SmallNet().eval().requires_grad_(False)
+    net = SmallNet().eval()
     cached(tmp_path, net, fingerprint_module(net), images(6))
 
     def no_export(*args, **kwargs):
@@ -122,7 +122,7 @@ def test_the_graph_is_exported_once_and_read_back(tmp_path, monkeypatch):
 
 
 def test_engine_torch_never_touches_onnx(tmp_path, monkeypatch):
-    net = SmallNet().eval().requires_grad_(False)
+    net = SmallNet().eval()
 
     def no_export(*args, **kwargs):
         raise AssertionError("engine='torch' exported a graph")
@@ -134,7 +134,7 @@ def test_engine_torch_never_touches_onnx(tmp_path, monkeypatch):
 
 
 def test_the_engine_is_part_of_the_cache_key_and_of_the_record(tmp_path):
-    net, items = SmallNet().eval().requires_grad_(False), images(6)
+    net, items = SmallNet().eval(), images(6)
     cache = FeatureCache(tmp_path)
     keys = {engine: cache.key(fingerprint_module(net), items, PREP, 1, engine=engine) for engine in ("torch", "ort")}
     assert keys["torch"] != keys["ort"]
@@ -153,7 +153,7 @@ def test_auto_plans_pytorch_where_onnxruntime_has_no_provider():
 
 
 def test_a_batch_of_one_still_gives_a_dynamic_batch_axis(tmp_path):
-    net = SmallNet().eval().requires_grad_(False)
+    net = SmallNet().eval()
     run = OnnxFunction(net, fingerprint_module(net), tmp_path, device=CPU)
     batches = [torch.stack([PREP.load(item, train=False) for item in images(n, seed=n)]) for n in (1, 3)]
     with torch.inference_mode():
