@@ -241,6 +241,8 @@ def _refuse_data_dependent(module: nn.Module, args: tuple[Tensor, ...]) -> None:
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
     batch = torch.export.Dim("batch")
+    # torch.export puts copies of some attributes back (a dict a hook writes to, say): keep the originals
+    attributes = {m: dict(m.__dict__) for m in module.modules()}
     torch_logger = logging.getLogger("torch")
     level = torch_logger.level
     torch_logger.setLevel(logging.CRITICAL + 1)  # what torch.export cannot do is our answer, not the user's problem
@@ -257,6 +259,9 @@ def _refuse_data_dependent(module: nn.Module, args: tuple[Tensor, ...]) -> None:
             ) from error
     finally:
         torch_logger.setLevel(level)
+        for m, values in attributes.items():
+            m.__dict__.clear()
+            m.__dict__.update(values)
 
 
 def _example(tensor: Tensor) -> Tensor:

@@ -38,6 +38,14 @@ if mode == "frozen":
             rows[0] += len(args[0])
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(count_backbone_rows)
+    # PyTorch runs every batch, so the hook sees every row (onnxruntime would leave only first batches to PyTorch).
+    # fit builds its FeatureCache with the default engine until _fit.py passes config.cache.cache_engine on.
+    import functools
+
+    import finetuner._fit
+    from finetuner.training.cache import FeatureCache
+
+    finetuner._fit.FeatureCache = functools.partial(FeatureCache, engine="torch")
 
 options = {"freeze": True, "cache_dir": out / "cache"} if mode == "frozen" else {}
 run = finetuner.fit(
