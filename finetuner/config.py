@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetuner.inference import check_engine
 from finetuner.training.config import TrainConfig
 from finetuner.training.trackers import check_tracker_names
 
@@ -122,6 +123,8 @@ class CacheConfig:
         cache_dir: where features go (default ``$FINETUNER_CACHE`` or ``~/.cache/finetuner``); under torchrun on
             several machines, a folder they all share.
         cache_max_memory: bytes of cached features read into RAM; larger caches are memory-mapped from disk.
+        cache_engine: what runs the frozen backbone: ``auto`` (onnxruntime on the CPU where it reproduces PyTorch,
+            else PyTorch), ``torch`` or ``onnxruntime``.
     """
 
     cache: bool = True
@@ -129,6 +132,7 @@ class CacheConfig:
     cache_dtype: str = "float32"
     cache_dir: str | None = None
     cache_max_memory: int = 2 * 1024**3
+    cache_engine: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.cache_views, bool) or not isinstance(self.cache_views, int) or self.cache_views < 1:
@@ -141,6 +145,7 @@ class CacheConfig:
             raise ValueError(
                 f"cache_max_memory must be a number of bytes (0: always memory-map), got {self.cache_max_memory!r}."
             )
+        check_engine(self.cache_engine, "cache_engine")
 
 
 @dataclass

@@ -73,7 +73,10 @@ class CachedFeatures(FeatureSource):
     def __init__(self, model, data, evaluators, loss: nn.Module, config: FitConfig):
         super().__init__(model, data, evaluators, config.training.batch_size)
         cache = FeatureCache(
-            config.cache.cache_dir, max_memory_bytes=config.cache.cache_max_memory, dtype=config.cache.cache_dtype
+            config.cache.cache_dir,
+            max_memory_bytes=config.cache.cache_max_memory,
+            dtype=config.cache.cache_dtype,
+            engine=config.cache.cache_engine,
         )
         self.train_features, self.set_features = cache_features(model, data, cache, config)
         sampler = make_batch_sampler(data.train, loss, config.training, sharded=False)

@@ -11,24 +11,28 @@ that tracing fixed.
 
 from __future__ import annotations
 
-import copy
-import inspect
-import itertools
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "embeddings"
+from finetuner.inference.onnx_graph import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PositionalInputs,
+    dynamic_axes,
+    export_ready,
+    keyword_names,
+    max_abs_diff,
+    to_cpu_float32,
+    trace_to_onnx,
+)
+
 
 class OnnxCheckError(RuntimeError):
     """The exported ONNX graph does not reproduce the PyTorch module's outputs."""
@@ -91,17 +95,17 @@ def export_onnx(
     path = Path(path)
     is_dict = isinstance(example_input, Mapping)
     names = list(example_input) if is_dict else [INPUT_NAME]
-    args = tuple(_to_cpu_float32(t) for t in (example_input.values() if is_dict else [example_input]))
+    args = tuple(to_cpu_float32(t) for t in (example_input.values() if is_dict else [example_input]))
     with export_ready(module) as model:
         # eval(): a new module is in train mode, and the exporter sets that mode back, recursively, when it is done
-        graph_module = _PositionalInputs(model, names, _keywords(model, names)).eval() if is_dict else model
+        graph_module = PositionalInputs(model, names, keyword_names(model, names)).eval() if is_dict else model
         expected = _run_torch(graph_module, args)  # a module that returns no tensor fails here, before exporting
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
             tmp_file = tmp_dir / path.name
-            _trace_export(
-                graph_module, args, tmp_file, names, opset, _dynamic_axes(names, args, is_dict, dynamic_batch)
+            trace_to_onnx(
+                graph_module, args, tmp_file, names, opset, dynamic_axes(names, args, is_dict, dynamic_batch)
             )
             _gather_external_data(tmp_dir, path.name)
             if metadata:
@@ -114,82 +118,6 @@ def export_onnx(
     return path
 
 
-def _trace_export(
-    module: nn.Module,
-    args: tuple[Tensor, ...],
-    file: Path,
-    names: Sequence[str],
-    opset: int | None,
-    dynamic_axes: dict[str, dict[int, str]],
-) -> None:
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    # nn.MultiheadAttention's fused inference kernel (torchvision ViT, nn.TransformerEncoder) has no ONNX export
-    torch.backends.mha.set_fastpath_enabled(False)
-    with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter is chosen on purpose (see the module docstring): no warning about it on every export
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX", category=DeprecationWarning)
-        try:
-            torch.onnx.export(
-                module,
-                args,
-                str(file),
-                dynamo=False,
-                input_names=list(names),
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamic_axes=dynamic_axes,
-            )
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
-
-
-class _PositionalInputs(nn.Module):
-    """Gives a module that takes a dict (or keywords) of tensors the positional signature the exporter traces."""
-
-    def __init__(self, module: nn.Module, names: Sequence[str], keywords: Sequence[str] | None) -> None:
-        super().__init__()
-        self.module = module
-        self.names = tuple(names)
-        self.keywords = keywords
-
-    def forward(self, *tensors: Tensor) -> Any:
-        inputs = dict(zip(self.names, tensors))
-        if self.keywords is None:
-            return self.module(inputs)
-        return self.module(**{name: inputs[name] for name in self.keywords})
-
-
-@contextmanager
-def export_ready(module: nn.Module) -> Iterator[nn.Module]:
-    """Yield ``module`` in eval mode on CPU in float32 and restore its train/eval flags afterwards.
-
-    A module that has tensors on another device or in another floating dtype is copied rather than changed.
-    """
-    tensors = itertools.chain(module.parameters(), module.buffers())
-    if any(t.device.type != "cpu" or (t.is_floating_point() and t.dtype != torch.float32) for t in tensors):
-        module = copy.deepcopy(module).to(device="cpu", dtype=torch.float32)
-    modes = {m: m.training for m in module.modules()}
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, training in modes.items():
-            m.training = training
-
-
-def _keywords(module: nn.Module, names: Sequence[str]) -> tuple[str, ...] | None:
-    """The input names to pass to ``module`` as keywords, or None to pass it the dict."""
-    params = inspect.signature(module.forward).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return tuple(names)
-    return tuple(name for name in names if name in params) or None
-
-
-def _to_cpu_float32(tensor: Tensor) -> Tensor:
-    tensor = tensor.detach().cpu()
-    return tensor.float() if tensor.is_floating_point() else tensor
-
-
 def _run_torch(module: nn.Module, args: tuple[Tensor, ...]) -> np.ndarray:
     with torch.no_grad():
         out = module(*args)
@@ -199,21 +127,6 @@ def _run_torch(module: nn.Module, args: tuple[Tensor, ...]) -> np.ndarray:
             "Wrap it so forward returns the embeddings (e.g. pool the last hidden state)."
         )
     return out.float().numpy()
-
-
-def _dynamic_axes(
-    names: Sequence[str], args: Sequence[Tensor], is_dict: bool, dynamic_batch: bool
-) -> dict[str, dict[int, str]]:
-    axes: dict[str, dict[int, str]] = {}
-    for name, tensor in zip(names, args):
-        dims = {0: "batch"} if dynamic_batch else {}
-        if is_dict and tensor.dim() >= 2:
-            dims[1] = "sequence"
-        if dims:
-            axes[name] = dims
-    if dynamic_batch:
-        axes[OUTPUT_NAME] = {0: "batch"}
-    return axes
 
 
 def _check_inputs(args: tuple[Tensor, ...], is_dict: bool, dynamic_batch: bool) -> list[tuple[Tensor, ...]]:
@@ -251,7 +164,7 @@ def _check(
                 f"onnxruntime could not run the exported graph on inputs of shapes {shapes}: {e}\n"
                 f"Nothing was written to {path}. {_HINT}"
             ) from e
-        diff = _max_abs_diff(got, expected)
+        diff = max_abs_diff(got, expected)
         if not diff <= atol:
             raise OnnxCheckError(
                 f"The exported graph differs from PyTorch by {diff:.3g} (atol={atol}) on inputs of shapes {shapes}; "
@@ -264,14 +177,6 @@ _HINT = (
     "values get fixed. Use tensor ops such as x.flatten(1), try dynamic_batch=False, raise atol for small numeric "
     "differences, or pass check=False to write the file anyway."
 )
-
-
-def _max_abs_diff(got: np.ndarray, expected: np.ndarray) -> float:
-    """Largest absolute difference, NaN where only one side is NaN, infinite for different shapes."""
-    if got.shape != expected.shape:
-        return float("inf")
-    diff = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.abs(got - expected))
-    return float(diff.max(initial=0.0))  # max propagates a one-sided NaN
 
 
 def _set_metadata(file: Path, metadata: Mapping[str, str]) -> None:

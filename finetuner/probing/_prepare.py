@@ -86,7 +86,7 @@ def prepare(
         module,
         candidates,
         lists,
-        FeatureCache(config.cache.cache_dir),
+        FeatureCache(config.cache.cache_dir, engine=config.cache.cache_engine),
         device=device,
         batch_size=recipe.batch_size,
         num_workers=config.training.num_workers,

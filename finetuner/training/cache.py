@@ -26,7 +26,7 @@ from torch import nn
 from finetuner.core import distributed
 from finetuner.core.files import atomic_file, atomic_folder
 from finetuner.data import take_items
-from finetuner.inference import batched_outputs
+from finetuner.inference import OnnxFunction, batched_outputs, check_engine, planned_engine
 
 if TYPE_CHECKING:
     from finetuner.data.preprocessing import Preprocessing
@@ -96,6 +96,11 @@ class FeatureCache:
         dtype: storage type, ``float32`` or ``float16`` (half the disk and memory).
         shard_size: items per shard (fewer when that gives every process a shard): the unit of work, of memory
             while computing, and of what an interrupted run keeps.
+        engine: what runs the features: ``"auto"`` (onnxruntime where it reproduces PyTorch, on the CPU), ``"torch"``
+            or ``"onnxruntime"`` (see `finetuner.inference.OnnxFunction`). The traced graphs live in ``folder/onnx``.
+
+    After `features`, ``engines`` maps each pass's description to the engine that computed (or, for a reused cache,
+    had computed) it.
 
     Example:
         >>> cache = FeatureCache("out/feature-cache")
@@ -110,6 +115,7 @@ class FeatureCache:
         max_memory_bytes: int = 2 * 1024**3,
         dtype: str = "float32",
         shard_size: int = 8192,
+        engine: str = "auto",
     ):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"cache dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}.")
@@ -121,6 +127,9 @@ class FeatureCache:
             folder = cache_dir() / "features"
         self.folder, self.max_memory_bytes, self.dtype = Path(folder), max_memory_bytes, dtype
         self.shard_size = shard_size
+        self.engine = check_engine(engine)
+        self.engines: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # failed exports, by graph file: each tried and logged once per cache
 
     def key(
         self,
@@ -129,10 +138,12 @@ class FeatureCache:
         preprocessing: Preprocessing | None,
         views: int,
         items_fingerprint: str | None = None,
+        engine: str = "torch",
     ) -> str:
         """The cache key: backbone weights (their `fingerprint_module`), data (``items_fingerprint`` when already
-        computed), preprocessing, number of views and storage dtype."""
+        computed), preprocessing, number of views, storage dtype and engine (what `planned_engine` gives)."""
         parts = {
+            "engine": engine,
             "model": model_fingerprint,
             "items": items_fingerprint or fingerprint_items(items),
             "preprocessing": preprocessing.to_config() if preprocessing is not None else None,
@@ -202,19 +213,27 @@ class FeatureCache:
                 "(no augmentation), K > 1 caches K augmented views per item."
             )
         # Rank 0 hashes the items (one pass over the files, not one per process) and decides for everyone.
+        engine = planned_engine(self.engine, device)
         decision = None
         if distributed.is_main_process():
             items_key = fingerprint_items(items)
-            keys = {name: self.key(fp, items, preprocessing, views, items_key) for name, fp in fingerprints.items()}
+            keys = {
+                name: self.key(fp, items, preprocessing, views, items_key, engine) for name, fp in fingerprints.items()
+            }
             decision = {name: (key, (self.folder / key / "meta.json").is_file()) for name, key in keys.items()}
         decision = distributed.broadcast_object(decision)
         targets = {name: self.folder / key for name, (key, _) in decision.items()}
         missing = [name for name, (_, done) in decision.items() if not done]
         if not missing:
             logger.info("reusing cached features of %s (%d items, %d view(s))", description, len(items), views)
+            meta = json.loads((targets[next(iter(targets))] / "meta.json").read_text())
+            self.engines[description] = meta.get("engine", "torch")
         else:
+            # what the engine runs: the outputs of these fingerprints, in this order (their names are only labels)
+            fingerprint = hashlib.sha256(json.dumps([fingerprints[n] for n in missing]).encode()).hexdigest()
             self._compute(fn, missing, targets, items, preprocessing, views, description, device=device,
-                          batch_size=batch_size, num_workers=num_workers, autocast_dtype=autocast_dtype)  # fmt: skip
+                          batch_size=batch_size, num_workers=num_workers, autocast_dtype=autocast_dtype,
+                          fingerprint=fingerprint, engine=engine)  # fmt: skip
         return {name: self._read(target, views) for name, target in targets.items()}
 
     def _compute(
@@ -226,9 +245,14 @@ class FeatureCache:
         preprocessing: Preprocessing,
         views: int,
         description: str,
+        *,
+        fingerprint: str,
+        engine: str,
+        device: torch.device,
         **options: Any,
     ) -> None:
-        """Compute the shards of ``names`` not kept from an earlier run (each process its share), then join them."""
+        """Compute the shards of ``names`` not kept from an earlier run (each process its share), then join them.
+        ``engine`` is `planned_engine`'s answer; ``fingerprint`` identifies ``fn`` with ``names`` for it."""
         parts = {name: targets[name].with_name(f"{targets[name].name}.parts") for name in names}
         shards = [(view, start, stop) for view in range(views) for start, stop in self.shards(len(items))]
         todo = None
@@ -252,34 +276,45 @@ class FeatureCache:
             widths.update({name: outputs[name].shape[1] for name in names})
             return torch.cat([outputs[name].float() for name in names], dim=1)
 
+        run: Callable[[Any], torch.Tensor] = joined
+        if engine == "onnxruntime":
+            run = OnnxFunction(joined, fingerprint, self.folder / "onnx", device=device, refused=self._refused,
+                               explicit=self.engine == "onnxruntime")  # fmt: skip
         shown = distributed.is_main_process()  # one progress bar, rank 0's
         for number, (view, start, stop) in enumerate(mine, start=1):
             rows = batched_outputs(
-                joined,
+                run,
                 take_items(items, range(start, stop)),
                 preprocessing,
                 train=views > 1,
                 description=f"caching {description} features ({number}/{len(mine)})" if shown else None,
                 epoch=view,  # every view its own augmentation draw ...
                 seed=start,  # ... and every shard its own items' seeds
+                device=device,
                 **options,
             )
             bounds = np.cumsum([widths[name] for name in names])[:-1]
             for name, part in zip(names, np.split(rows, bounds, axis=1)):
                 with atomic_file(parts[name] / _shard_name(view, start, stop)) as path, path.open("wb") as file:
                     np.save(file, part.astype(STORAGE_DTYPES[self.dtype], copy=False))
+        if isinstance(run, OnnxFunction) and run.engine is not None:  # None: this process had no shard to compute
+            engine = run.engine
+        self.engines[description] = engine
         distributed.barrier()
         error = None
         if distributed.is_main_process():
             for name in names:
                 label = description if name == description else f"{description}: {name}"
-                error = error or self._join(parts[name], targets[name], shards, len(items), label)
+                error = error or self._join(parts[name], targets[name], shards, len(items), label, engine)
         error = distributed.broadcast_object(error)
         if error is not None:
             raise ValueError(error)
 
-    def _join(self, parts: Path, target: Path, shards: list[tuple[int, int, int]], num_items: int, name: str):
-        """Copy the shards into one ``view-<v>.npy`` per view (a shard at a time); None, or what went wrong."""
+    def _join(
+        self, parts: Path, target: Path, shards: list[tuple[int, int, int]], num_items: int, name: str, engine: str
+    ) -> str | None:
+        """Copy the shards into one ``view-<v>.npy`` per view (a shard at a time); None, or what went wrong.
+        ``meta.json`` records ``engine``, the one that computed the shards of this process."""
         missing = [_shard_name(*shard) for shard in shards if not (parts / _shard_name(*shard)).is_file()]
         if missing:
             return (
@@ -299,7 +334,8 @@ class FeatureCache:
                     out[start:stop] = np.load(path, mmap_mode="r")
                 out.flush()
                 del out
-            (staging / "meta.json").write_text(json.dumps({"items": num_items, "views": views, "name": name}))
+            meta = {"items": num_items, "views": views, "name": name, "engine": engine}
+            (staging / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(parts, ignore_errors=True)
         return None
 

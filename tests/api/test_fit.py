@@ -1,5 +1,6 @@
 """`finetuner.fit` end to end on tiny random models and a few Fashion-MNIST images."""
 
+import json
 import logging
 
 import numpy as np
@@ -320,3 +321,15 @@ def test_report_examples_rank_before_and_after_and_the_card_names_the_data(small
         "test_cnn", "fashion-mnist:test", pretrained=False, freeze=True, output_dim=8, epochs=1, cache_dir=tmp_path
     )
     assert named.model.card_data.train_data["source"] == "fashion-mnist:test"
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_fit_runs_the_frozen_backbone_in_the_engine_asked_for(small_data, tmp_path, engine):
+    finetuner.fit(
+        "test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=1, cache_dir=tmp_path,
+        cache_engine=engine,
+    )
+    graphs = list(tmp_path.rglob("*.onnx"))
+    assert bool(graphs) == (engine == "onnxruntime")
+    recorded = {json.loads(meta.read_text()).get("engine") for meta in tmp_path.rglob("meta.json")}
+    assert recorded == {engine}

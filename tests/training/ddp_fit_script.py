@@ -38,8 +38,9 @@ if mode == "frozen":
             rows[0] += len(args[0])
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(count_backbone_rows)
+    # PyTorch runs every batch, so the hook sees every row (onnxruntime would leave only first batches to PyTorch).
 
-options = {"freeze": True, "cache_dir": out / "cache"} if mode == "frozen" else {}
+options = {"freeze": True, "cache_dir": out / "cache", "cache_engine": "torch"} if mode == "frozen" else {}
 run = finetuner.fit(
     "test_cnn",
     data,
