@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import rich.markup
 import typer
 
 app = typer.Typer(
@@ -127,7 +128,7 @@ def display(
 DEMO = {"model": "efficientnet_lite0", "train_data": "fashion-mnist", "test_data": "fashion-mnist:test"}
 DEMO_OPTIONS = {"freeze": True, "output_dim": 128}
 CLI_OUTPUT_DIR = "finetuner-output"
-_NOT_ON_THE_CLI = ("example_input", "verbose")  # Python objects, not text; the CLI sets up its own logging
+NOT_ON_THE_CLI = ("example_input", "verbose")  # Python objects, not text; the CLI sets up its own logging
 
 
 def fit(
@@ -192,11 +193,12 @@ def _fit_signature() -> inspect.Signature:
     for section, cls in SECTIONS.items():
         helps = _attribute_help(cls)
         for field in dataclasses.fields(cls):
-            if field.name in _NOT_ON_THE_CLI:
+            if field.name in NOT_ON_THE_CLI:
                 continue
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
             kind = bool | None if field.type == "bool" else str | None
-            text = f"{helps.get(field.name, '')} [default: {default}]".replace("``", "")
+            # rich reads "[...]" as markup: escaped, the default shows as written
+            text = rich.markup.escape(f"{helps.get(field.name, '')} [default: {_shown(default)}]".replace("``", ""))
             fields.append(_option(field.name, kind, text, panel=f"{section} settings", metavar=_metavar(field.type)))
     return inspect.Signature(own + fields)
 
@@ -217,14 +219,25 @@ def _option(
 ) -> inspect.Parameter:
     flag = "--" + _flag(name)
     if kind is bool or kind == bool | None:
-        names, metavar = names or (f"{flag}/--no-{flag[2:]}",), None
+        names, metavar = names or (f"{flag}/--no-{flag[2:]}",), ""  # a flag takes no value: no metavar shown
     option = typer.Option(*names, help=help, show_default=False, rich_help_panel=panel, metavar=metavar)
     annotation = Annotated[kind, option]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def _shown(default: Any) -> str:
+    """A default as the command line writes it: true/false, none, JSON for mappings and lists."""
+    if isinstance(default, bool) or default is None:
+        return str(default).lower()
+    if isinstance(default, (dict, list, tuple)):
+        return json.dumps(default)
+    return str(default)
+
+
 def _metavar(annotation: str) -> str:
-    """What a value looks like, from the field's annotation: INT, FLOAT, TEXT, JSON or N,N,..."""
+    """What a value looks like, from the field's annotation: INT, FLOAT, TEXT, JSON, N,N,... or INT|auto."""
+    if annotation.startswith("int | str"):
+        return "INT|auto"
     if "dict" in annotation:
         return "JSON"
     if "tuple" in annotation or annotation.startswith("list"):
@@ -315,7 +328,7 @@ def probe(
     sweep: Annotated[int, typer.Option(help="then tune the best head's settings with this many Optuna trials")] = 0,
     plot: Annotated[Path | None, typer.Option(help="save the leaderboard as a bar chart (PNG)")] = None,
     input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,
-    pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk")] = True,
+    pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk", metavar="")] = True,
     val_split: Annotated[
         float | None, typer.Option(help="without --eval-data, hold out this fraction of items (default: fit's)")
     ] = None,
@@ -385,7 +398,9 @@ def export(
     format: Annotated[
         str, typer.Option(help="onnx, onnx-int8, sentence-transformers (text models) or timm (image models)")
     ] = "onnx",
-    normalize: Annotated[bool, typer.Option(help="onnx formats: end the graph with L2 normalisation")] = True,
+    normalize: Annotated[
+        bool, typer.Option(help="onnx formats: end the graph with L2 normalisation", metavar="")
+    ] = True,
 ) -> None:
     """Export a saved model to another tool's format, checked against the model itself."""
     from finetuner.api import load
@@ -402,7 +417,9 @@ def index(
     model: Annotated[Path, typer.Argument(help="a saved model folder")],
     data: Annotated[str, typer.Argument(help="an image folder, a CSV, or a text file with one item per line")],
     output: Annotated[Path, typer.Option(help="folder for the index")] = Path("finetuner-index"),
-    kind: Annotated[str, typer.Option(help="flat (exact), ivf or hnsw")] = "flat",
+    kind: Annotated[
+        str, typer.Option(help="flat (exact), ivf, hnsw, int8 (4x smaller) or binary (32x smaller)")
+    ] = "flat",
 ) -> None:
     """Encode a collection with a saved model and write a search index next to the model's name."""
     from finetuner.api import load

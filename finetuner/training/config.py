@@ -48,7 +48,8 @@ class TrainConfig:
             ``TripletMarginLoss`` for labelled data, ``CrossEntropyLoss`` for classification, the backend's pair
             loss for pairs), or a module.
         miner: a pytorch-metric-learning miner name, or a module.
-        loss_options, miner_options: keyword arguments for the loss and the miner.
+        loss_options: keyword arguments for the loss, e.g. {"margin": 0.1} (JSON on the command line).
+        miner_options: keyword arguments for the miner, e.g. {"epsilon": 0.1}.
     """
 
     epochs: int = 15

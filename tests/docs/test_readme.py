@@ -44,7 +44,7 @@ def reader_folder(tmp_path_factory):
     previous = Path.cwd()
     os.chdir(folder)
     (folder / ".venv").symlink_to(Path(sys.executable).parents[1], target_is_directory=True)
-    for split, per_class in (("train", 6), ("test", 3)):
+    for split, per_class in (("train", 20), ("test", 5)):
         export_fashion_mnist(folder / "data" / split, split, per_class=per_class)
     yield folder
     os.chdir(previous)
