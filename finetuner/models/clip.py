@@ -87,9 +87,10 @@ def build_clip(
         label = name if isinstance(name, str) else "this CLIP config"
         raise WeightsNotFoundError(
             f"No pretrained weights for {label}: none ship in a package and finetuner never downloads. Pass "
-            "weights='path/to/open_clip_model.safetensors' (an open_clip state dict for this architecture, fetched "
-            "once where there is a network, e.g. from the Hugging Face repo of the open_clip checkpoint), or "
-            "pretrained=False for a random initialisation."
+            "weights='path/to/open_clip_model.safetensors' (CLI: --model-options '{\"weights\": \"path\"}'; an "
+            "open_clip state dict for this architecture, fetched once where there is a network, e.g. from the Hugging "
+            "Face repo of the open_clip checkpoint), or pretrained=False (CLI: --no-pretrained) for a random "
+            "initialisation."
         )
     module = rebuild({"config": config})
     if weights is not None:

