@@ -167,6 +167,7 @@ def fit(
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)
+    logger.info("%s", run.verdict())
     distributed.barrier()
     return run
 

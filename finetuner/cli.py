@@ -173,6 +173,8 @@ def fit(
     _print_metrics(run.metrics)
     typer.echo(f"model saved to {out / 'model'}  (load it with finetuner.load('{out / 'model'}'))")
     typer.echo(f"report: {out / 'report' / 'report.html'}")
+    verdict = run.verdict()
+    typer.secho(verdict, fg=typer.colors.RED if "worse than" in verdict else None, bold=True)
 
 
 def _fit_signature() -> inspect.Signature:

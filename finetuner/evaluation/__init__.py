@@ -10,6 +10,7 @@ Example:
 from finetuner.evaluation.evaluator import Evaluator, evaluate_data
 from finetuner.evaluation.metrics import classification_metrics, pair_metrics, retrieval_metrics
 from finetuner.evaluation.validation import ValidationEvaluator
+from finetuner.evaluation.verdict import verdict
 
 __all__ = [
     "Evaluator",
@@ -18,4 +19,5 @@ __all__ = [
     "evaluate_data",
     "pair_metrics",
     "retrieval_metrics",
+    "verdict",
 ]

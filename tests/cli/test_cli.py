@@ -37,6 +37,13 @@ def test_fit_prints_metrics_before_and_after_and_saves(trained):
     assert "before" in output and "after" in output and "map@r" in output
     assert (out / "model" / "config.json").is_file()
     assert (out / "report" / "report.html").is_file()
+    last = output.strip().splitlines()[-1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert last.startswith("validation data: tuned is ")  # eval data given, no test data: validation is judged
+    for part in ("all", "seen", "new"):
+        prefix = "" if part == "all" else part + "/"
+        if prefix + "recall@1" in metrics["after"]:
+            assert f"untuned on {part} classes (recall@1 {metrics['before'][prefix + 'recall@1']:.3f}" in last
 
 
 def test_eval_prints_the_metrics_as_json(trained, image_folders):
