@@ -45,7 +45,8 @@ class ModelCardData:
         training: the training settings (``epochs``, ``batch_size``, ``learning_rate``, ``optimizer``, ...).
         train_data: a summary of the training data: ``items``, ``classes`` (a count), ``kind`` (``"labeled"``,
             ``"pairs"``), ``source`` (a folder name, ``"fashion-mnist"``), ...
-        eval_data: the same for the evaluation data.
+        eval_data: the same for the data the metrics were scored on, with ``scored_as`` (``"test data"``: never
+            used for any choice, or ``"validation data"``: chose the epoch).
         metrics: ``{"before": {...}, "after": {...}}``, metric name to value (as ``Run.metrics``).
 
     Example:
@@ -163,7 +164,7 @@ def model_card(
         "\n".join(header),
         _model_section(model, card, dim),
         _training_section(card),
-        _metrics_section(card.metrics),
+        _metrics_section(card.metrics, card.eval_data.get("scored_as")),
         extra,
         _usage_section(model, format),
         _versions_section(backbone.get("source"), format),
@@ -237,7 +238,8 @@ def _training_section(card: ModelCardData) -> str:
     if card.miner:
         rows.append(("miner", f"`{card.miner}`"))
     rows += [(key, _words(value)) for key, value in card.training.items()]
-    for name, data in (("training data", card.train_data), ("evaluation data", card.eval_data)):
+    scored = {key: value for key, value in card.eval_data.items() if key != "scored_as"}
+    for name, data in (("training data", card.train_data), (card.eval_data.get("scored_as", "scored on"), scored)):
         if data:
             rows.append((name, _words(data)))
     if not rows:
@@ -245,13 +247,16 @@ def _training_section(card: ModelCardData) -> str:
     return "## Training\n\n" + _table(("", ""), rows)
 
 
-def _metrics_section(metrics: Mapping[str, Mapping[str, float]]) -> str:
+def _metrics_section(metrics: Mapping[str, Mapping[str, float]], scored_as: str | None = None) -> str:
     if not metrics:
         return ""
     columns = [name for name in ("before", "after") if name in metrics] or list(metrics)
-    names = list(dict.fromkeys(key for column in columns for key in metrics[column]))
+    # the headline and the seen / new parts; the per-class figures are in the report
+    names = list(dict.fromkeys(key for column in columns for key in metrics[column] if "class/" not in key))
     rows = [(name, *(_number(metrics[c].get(name)) for c in columns)) for name in names]
-    return "## Metrics\n\n" + _table(("metric", *columns), rows)
+    on = {"test data": "on the test data, never used for any choice", "validation data": "on the validation data"}
+    title = f"## Metrics ({on[scored_as]})" if scored_as in on else "## Metrics"
+    return title + "\n\n" + _table(("metric", *columns), rows)
 
 
 def _usage_section(model: EmbeddingModel, format: str) -> str:

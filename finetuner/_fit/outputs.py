@@ -65,6 +65,8 @@ def card_data(
     scored = metrics.get("test") or {k: metrics[k] for k in ("before", "after") if k in metrics}
     scored_part = "test" if "test" in metrics else "eval"
     evaluation = summary(data.test if "test" in metrics else data.eval, data.names.get(scored_part))
+    if evaluation:
+        evaluation["scored_as"] = "test data" if "test" in metrics else "validation data"
     if data.held_out_classes and "test" not in metrics:
         evaluation["held_out_classes"] = list(data.held_out_classes)
     return ModelCardData(

@@ -84,3 +84,20 @@ def test_fit_fills_the_card_with_the_run(small_data, eval_data, tmp_path):
     assert card.metrics["after"] == run.metrics["test"]["after"]  # the card reports the untouched test data
     text = (run.save(tmp_path / "model") / "README.md").read_text()
     assert "TripletMarginLoss" in text and "test_cnn" in text
+
+
+def test_card_names_test_data_as_such_and_leaves_per_class_rows_to_the_report(tmp_path):
+    import dataclasses
+
+    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=16, freeze=True, head="projection")
+    per_class = {"seen/class/Bag/recall@1": 0.5}
+    model.card_data = dataclasses.replace(
+        CARD,
+        eval_data={"items": 1000, "classes": 10, "scored_as": "test data"},
+        metrics={k: {**v, **per_class} for k, v in CARD.metrics.items()},
+    )
+    model.save(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "## Metrics (on the test data, never used for any choice)" in card
+    assert "| test data | items: 1000, classes: 10 |" in card
+    assert "evaluation data" not in card and "class/Bag" not in card
