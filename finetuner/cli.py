@@ -27,6 +27,9 @@ app = typer.Typer(
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("finetuner").setLevel(logging.DEBUG if verbose else logging.INFO)
+    from finetuner.core.log import log_from_main_process
+
+    log_from_main_process()
 
 
 def _parse_freeze(value: str) -> bool | str | list[str]:

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 _HANDLER_NAME = "finetuner-default"
+
+
+class MainProcessFilter(logging.Filter):
+    """Under torchrun, only rank 0 tells the story: other ranks' info lines are dropped, and their warnings and
+    errors say which rank they come from. ``RANK`` is torchrun's variable; without it every line passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rank = int(os.environ.get("RANK", "0") or 0)
+        if rank == 0:
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        record.msg = f"rank {rank}: {record.msg}"
+        return True
+
+
+def log_from_main_process(logger: logging.Logger | None = None) -> None:
+    """Put `MainProcessFilter` on the "finetuner" logger (once), whoever configures its handlers.
+
+    Example:
+        >>> log_from_main_process()
+    """
+    logger = logger or logging.getLogger("finetuner")
+    if not any(isinstance(existing, MainProcessFilter) for existing in logger.filters):
+        logger.addFilter(MainProcessFilter())
 
 
 def configure_logging(verbose: bool = True) -> None:
@@ -18,6 +44,7 @@ def configure_logging(verbose: bool = True) -> None:
         >>> configure_logging(verbose=False)  # doctest: +SKIP
     """
     logger = logging.getLogger("finetuner")
+    log_from_main_process(logger)
     ours = [handler for handler in logger.handlers if handler.get_name() == _HANDLER_NAME]
     if logging.getLogger().handlers or len(ours) != len(logger.handlers):
         for handler in ours:

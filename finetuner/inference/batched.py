@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from finetuner.core import distributed
 from finetuner.core.device import autocast, move_to
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def batched_outputs(
     result = out  # allocated at the first batch otherwise: no list of pieces to join (one copy, no fragments)
     start = 0
     with torch.inference_mode():
-        for inputs, _ in tqdm(loader, desc=description, disable=description is None, leave=False):
+        quiet = description is None or not distributed.is_main_process()  # one bar per job, on rank 0
+        for inputs, _ in tqdm(loader, desc=description, disable=quiet, leave=False):
             # channels_last: faster convolutions on CUDA and on the CPU alike; a no-op for other inputs
             inputs = move_to(inputs, device, channels_last=True)
             with autocast(device, autocast_dtype):
