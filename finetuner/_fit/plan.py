@@ -162,6 +162,11 @@ def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
             lines.append(f"  {name}: {shown}")
     if data.held_out_classes:
         lines.append(f"  held-out classes: {', '.join(data.held_out_classes)}")
+    if any(key.startswith("new/") for key in after):
+        lines.append(
+            "  (each part's queries are scored on their own, held-out classes also against the training items when "
+            "features are cached, so the whole-set figure need not lie between the parts)"
+        )
     epoch, alpha = selection.get("epoch"), selection.get("alpha")
     kept = f"epoch {epoch}" if epoch is not None else f"a mix of the start and the best epoch (alpha={alpha})"
     lines.append(f"  kept {kept}: {selection.get('reason', '')}")

@@ -357,9 +357,12 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
 
 
-_LOGGED = ("loss", "eval/recall@1", "eval/map@r", "eval/accuracy", "eval/mrr")
+_LOGGED = ("recall@1", "map@r", "accuracy", "seen/recall@1", "seen/map@r", "new/recall@1", "new/map@r")
 
 
 def _format(record: dict[str, Any]) -> str:
-    """The few numbers worth a log line; the whole record stays in the history."""
-    return " ".join(f"{k}={record[k]:.4f}" for k in _LOGGED if k in record)
+    """The few numbers worth a log line, named as the selection and the report name them (the history keeps its
+    ``eval/`` keys, which callbacks monitor); the whole record stays in the history."""
+    shown = [f"loss={record['loss']:.4f}"] if "loss" in record else []
+    validation = [f"{k}={record['eval/' + k]:.4f}" for k in _LOGGED if "eval/" + k in record]
+    return " ".join(shown + (["validation:", *validation] if validation else []))

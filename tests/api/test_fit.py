@@ -333,3 +333,16 @@ def test_fit_runs_the_frozen_backbone_in_the_engine_asked_for(small_data, tmp_pa
     assert bool(graphs) == (engine == "onnxruntime")
     recorded = {json.loads(meta.read_text()).get("engine") for meta in tmp_path.rglob("meta.json")}
     assert recorded == {engine}
+
+
+def test_epoch_lines_name_validation_and_the_parts_selection_uses(small_data, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="finetuner"):
+        finetuner.fit(
+            "test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=1, cache_dir=tmp_path,
+            val_split=0.25, val_class_split=0.25,
+        )
+    epoch = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1"))
+    assert "loss=" in epoch and "validation: recall@1=" in epoch
+    assert "seen/map@r=" in epoch and "new/map@r=" in epoch and "eval/" not in epoch
+    summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("model selection"))
+    assert "need not lie between the parts" in summary
