@@ -35,7 +35,9 @@ def test_tensorboard_events_hold_the_history_the_step_losses_and_the_config(trac
     assert [e.value for e in epoch_loss] == pytest.approx([h["loss"] for h in run.history], rel=1e-6)
     map_r = {e.step: e.value for e in events.Scalars("eval/map@r")}
     assert [map_r[3], map_r[6]] == pytest.approx([h["eval/map@r"] for h in run.history], rel=1e-6)
-    assert sorted(map_r) == [2, 3, 4, 6]  # every 2 steps and at each epoch's end
+    assert sorted(map_r) == [0, 2, 3, 4, 6]  # the start, every 2 steps and at each epoch's end
+    [kept] = events.Scalars("kept/map@r")  # the model fit returned, under the same metric name
+    assert kept.step == 6 and kept.value == pytest.approx(run.metrics["after"]["map@r"], rel=1e-6)
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 7))
     assert len(events.Scalars("train/learning_rate")) == 6
     assert "config" in " ".join(events.Tags()["tensors"])
@@ -51,7 +53,9 @@ def test_mlflow_store_holds_the_history_and_the_config(tracked_run):
     history = client.get_metric_history(record.info.run_id, "epoch/loss")
     assert [(m.step, m.value) for m in history] == [(3, run.history[0]["loss"]), (6, run.history[1]["loss"])]
     evaluated = {m.step: m.value for m in client.get_metric_history(record.info.run_id, mlflow_name("eval/map@r"))}
-    assert [evaluated[3], evaluated[6]] == [h["eval/map@r"] for h in run.history]
+    assert [evaluated[3], evaluated[6]] == [h["eval/map@r"] for h in run.history] and 0 in evaluated
+    [kept] = client.get_metric_history(record.info.run_id, mlflow_name("kept/map@r"))
+    assert kept.value == pytest.approx(run.metrics["after"]["map@r"], rel=1e-6)
     assert len(client.get_metric_history(record.info.run_id, "train/loss")) == 6
 
 

@@ -3,7 +3,8 @@ one module each in this folder, registered with ``@register_tracker(name)``.
 
 A tracker gets the run's config once, then every record the trainer logs (`Trainer.log`): the training loss and
 learning rate every ``logging_steps`` optimizer steps, evaluations every ``eval_steps``, and each epoch's record
-(``epoch/loss`` and the ``eval/`` metrics, the numbers of ``run.history``), each at its global optimizer step.
+(``epoch/loss`` and the ``eval/`` metrics, the numbers of ``run.history``), each at its global optimizer step; with
+an evaluation, also the start's ``eval/`` metrics at step 0 and the returned model's as ``kept/<metric>`` at the end.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Tracker(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         if distributed.is_main_process():
             self.start(flatten(self.config if self.config is not None else trainer.config.to_dict()))
+            if trainer.evaluate is not None and trainer.global_step == 0:  # the start, under the epochs' names
+                self.log_metrics(_floats(trainer.evaluate(), "eval/"), 0)
 
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if distributed.is_main_process():
@@ -78,7 +81,13 @@ class Tracker(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if distributed.is_main_process():
+            if trainer.evaluate is not None:  # the model fit returns (model selection has run: it comes first)
+                self.log_metrics(_floats(trainer.evaluate(), "kept/"), trainer.global_step)
             self.finish()
+
+
+def _floats(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    return {prefix + k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 # report_to name -> Tracker subclass; the modules of this folder are imported on the first lookup
