@@ -290,8 +290,8 @@ def _class_numbers(query_labels, index_labels):
     shared by queries and index, so equal names get equal numbers; numeric labels unchanged."""
     given = [labels for labels in (query_labels, index_labels) if labels is not None]
     arrays = [labels if isinstance(labels, torch.Tensor) else np.asarray(labels) for labels in given]
-    if all(isinstance(a, torch.Tensor) or a.dtype.kind in "iub" for a in arrays):
-        return query_labels, index_labels
+    if not any(isinstance(a, np.ndarray) and a.dtype.kind in "USO" for a in arrays):
+        return query_labels, index_labels  # numbers: checked (and floats refused) by as_labels
     names = [np.asarray(a, dtype=object).astype(str) for a in arrays]
     vocabulary = {name: number for number, name in enumerate(np.unique(np.concatenate([n.ravel() for n in names])))}
     numbered = [np.array([vocabulary[name] for name in n.ravel()], dtype=np.int64).reshape(n.shape) for n in names]

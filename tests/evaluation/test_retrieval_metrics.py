@@ -260,3 +260,12 @@ def test_agrees_with_pml_accuracy_calculator(leave_one_out):
 def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         retrieval_metrics(**kwargs)
+
+
+def test_class_names_as_labels_score_like_their_numbers():
+    emb = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    names = np.array(["bag", "shoe", "coat"])[np.arange(12) % 3]
+    numbers = np.arange(12) % 3
+    assert retrieval_metrics(emb, names) == retrieval_metrics(emb, numbers)
+    named = retrieval_metrics(emb[:6], list(names[:6]), emb[6:], list(names[6:]))
+    assert named == retrieval_metrics(emb[:6], numbers[:6], emb[6:], numbers[6:])
