@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class ModelCardData:
             ``"pairs"``), ``source`` (a folder name, ``"fashion-mnist"``), ...
         eval_data: the same for the evaluation data.
         metrics: ``{"before": {...}, "after": {...}}``, metric name to value (as ``Run.metrics``).
+        example_items: a few training items (image paths, texts) that exports are checked on
+            (`finetuner.export.checks`); ``fit`` records them with `example_items`.
 
     Example:
         >>> model.card_data = ModelCardData(base_model="efficientnet_lite0", loss="TripletMarginLoss",
@@ -66,6 +68,7 @@ class ModelCardData:
     train_data: dict[str, Any] = field(default_factory=dict)
     eval_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    example_items: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; `from_dict` reads it back."""
@@ -87,6 +90,27 @@ class ModelCardData:
         if unknown:
             raise ValueError(f"Unknown model card fields {unknown}: use some of {sorted(known)}.")
         return cls(**data)
+
+
+def example_items(items: Sequence[Any], n: int = 8) -> list[str]:
+    """Up to ``n`` items spread over ``items`` that a saved model can carry: texts, and image paths made absolute
+    (items in memory, such as arrays, are skipped).
+
+    Example:
+        >>> example_items(["a.jpg", "b.jpg", "c.jpg"], n=2)  # doctest: +SKIP
+        ['/data/a.jpg', '/data/c.jpg']
+    """
+    kept = [item for item in items if isinstance(item, (str, PurePath))]
+    if len(kept) > n:
+        kept = [kept[round(i * (len(kept) - 1) / (n - 1))] for i in range(n)] if n > 1 else kept[:n]
+    return [str(Path(item).resolve()) if _is_file(item) else str(item) for item in kept]
+
+
+def _is_file(item: str | PurePath) -> bool:
+    try:
+        return Path(item).is_file()
+    except (OSError, ValueError):  # a text too long, or with a NUL, to be a path
+        return False
 
 
 def frozen_summary(model: EmbeddingModel) -> str | None:

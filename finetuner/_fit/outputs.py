@@ -14,6 +14,7 @@ from finetuner._fit.plan import TrainingPlan
 from finetuner.config import FitConfig, OutputConfig
 from finetuner.core.files import atomic_file
 from finetuner.data import LabeledData, PairData
+from finetuner.card import example_items
 from finetuner.export import ModelCardData
 from finetuner.models import get_entry
 from finetuner.run import Run
@@ -79,6 +80,7 @@ def card_data(
         train_data=summary(data.train, data.names.get("train")),
         eval_data=evaluation,
         metrics=scored,
+        example_items=example_items(data.train.queries if isinstance(data.train, PairData) else data.train.items),
     )
 
 
