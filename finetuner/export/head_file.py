@@ -46,8 +46,8 @@ def standalone_head(model: EmbeddingModel, *, normalize: bool = True, head: nn.M
     """
     if head is None and model.task != "classification":
         head = model.head
-    config = head.to_config() if head is not None else None
-    if config is not None and config.get("type") not in STANDALONE_TYPES:
+    config = head.to_config() if hasattr(head, "to_config") else None
+    if head is not None and (config is None or config.get("type") not in STANDALONE_TYPES):
         raise ValueError(
             f"The {type(head).__name__} head has no plain-PyTorch twin in {HEAD_MODULE}.py (it rebuilds "
             f"{', '.join(STANDALONE_TYPES)}), so this format cannot carry it. Use format='onnx' (any head), or "
