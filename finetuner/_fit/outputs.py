@@ -11,10 +11,10 @@ from torch import nn
 
 from finetuner._fit.data import FitData
 from finetuner._fit.plan import TrainingPlan
+from finetuner.card import example_items
 from finetuner.config import FitConfig, OutputConfig
 from finetuner.core.files import atomic_file
 from finetuner.data import LabeledData, PairData
-from finetuner.card import example_items
 from finetuner.export import ModelCardData
 from finetuner.models import get_entry
 from finetuner.run import Run

@@ -81,7 +81,9 @@ class _Residual(nn.Module):
         super().__init__()
         features, hidden, out = config["in_features"], config["hidden_features"], config["out_features"]
         self.linear = nn.Linear(features, out)
-        self.residual = nn.Sequential(nn.LayerNorm(features), nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, out))
+        self.residual = nn.Sequential(
+            nn.LayerNorm(features), nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, out)
+        )
         self.scale, self.normalize = float(config["residual_scale"]), config.get("normalize", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

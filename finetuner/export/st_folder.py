@@ -96,7 +96,8 @@ def export_sentence_transformers(
         if not diff <= atol:
             raise ValueError(
                 f"The sentence-transformers folder differs from this model by {diff:.3g} (atol={atol}); nothing was "
-                f"written to {path}. Report it with the model's spec: {model.spec.get('backbone', {}).get('config', {})}"
+                f"written to {path}. Report it with the model's spec: "
+                f"{model.spec.get('backbone', {}).get('config', {})}"
             )
         write_model_card(model, staging, format="sentence-transformers")
     return path

@@ -39,7 +39,8 @@ def test_saved_folder_has_a_full_card_that_survives_reload(tmp_path):
         "| recall@1 | 0.7720 | 0.7940 |",
         "| map@r | 0.3897 | 0.6625 |",
         'finetuner.load("path/to/this/folder")',
-        'OnnxEncoder("model.onnx").encode(["query.jpg"])',
+        'ort.InferenceSession("model.onnx")',
+        "### Head formula",
         "| torch |",
     ):
         assert expected in card, expected
