@@ -3,8 +3,9 @@
 The graph computes what ``model.encode`` returns (the features for a classifier, whose logits are a second output
 ``logits`` and whose class names are in the metadata), the first ``truncate_dim`` dimensions when the model has
 one, ending with L2 normalisation unless ``normalize=False``. Before the file is kept, `OnnxEncoder` encodes real
-items with it (the model's example items, or ``check_items``) and must match ``model.encode``.
-The preprocessing (image size, resize, crop, mean/std; or the tokenizer with its truncation and padding) is stored in the file's ``metadata_props`` and in ``<path>.json`` beside it.
+items with it (the model's example items, or ``check_items``) and must match ``model.encode``. The preprocessing
+(image size, resize, crop, mean/std; or the tokenizer with its truncation and padding) is stored in the file's
+``metadata_props`` and in ``<path>.json`` beside it.
 """
 
 from __future__ import annotations
