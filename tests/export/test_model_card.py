@@ -1,6 +1,7 @@
 """The README.md model card every saved folder gets: what the model knows, what card_data adds, how to load it."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,16 @@ def test_fit_fills_the_card_with_the_run(small_data, eval_data, tmp_path):
     assert card.metrics["after"] == run.metrics["test"]["after"]  # the card reports the untouched test data
     text = (run.save(tmp_path / "model") / "README.md").read_text()
     assert "TripletMarginLoss" in text and "test_cnn" in text
+
+
+def test_example_items_are_spread_absolute_and_saved(tmp_path, image_items):
+    from finetuner.card import example_items
+
+    texts = [f"text {i}" for i in range(20)]
+    assert example_items(texts, n=3) == ["text 0", "text 10", "text 19"]
+    kept = example_items([image_items[0], image_items[2], image_items[1]])  # the array is skipped
+    assert kept == [str(Path(image_items[0]).resolve()), str(Path(image_items[1]).resolve())]
+    model = finetuner.build_model("test_cnn", pretrained=False)
+    model.card_data.example_items = kept
+    model.save(tmp_path / "m")
+    assert finetuner.load(tmp_path / "m").card_data.example_items == kept
