@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class ModelCardData:
         eval_data: the same for the data the metrics were scored on, with ``scored_as`` (``"test data"``: never
             used for any choice, or ``"validation data"``: chose the epoch).
         metrics: ``{"before": {...}, "after": {...}}``, metric name to value (as ``Run.metrics``).
+        example_items: a few training items (image paths, texts) that exports are checked on
+            (`finetuner.export.checks`); ``fit`` records them with `example_items`.
 
     Example:
         >>> model.card_data = ModelCardData(base_model="efficientnet_lite0", loss="TripletMarginLoss",
@@ -67,6 +69,7 @@ class ModelCardData:
     train_data: dict[str, Any] = field(default_factory=dict)
     eval_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    example_items: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; `from_dict` reads it back."""
@@ -88,6 +91,27 @@ class ModelCardData:
         if unknown:
             raise ValueError(f"Unknown model card fields {unknown}: use some of {sorted(known)}.")
         return cls(**data)
+
+
+def example_items(items: Sequence[Any], n: int = 8) -> list[str]:
+    """Up to ``n`` items spread over ``items`` that a saved model can carry: texts, and image paths made absolute
+    (items in memory, such as arrays, are skipped).
+
+    Example:
+        >>> example_items(["a.jpg", "b.jpg", "c.jpg"], n=2)  # doctest: +SKIP
+        ['/data/a.jpg', '/data/c.jpg']
+    """
+    kept = [item for item in items if isinstance(item, (str, PurePath))]
+    if len(kept) > n:
+        kept = [kept[round(i * (len(kept) - 1) / (n - 1))] for i in range(n)] if n > 1 else kept[:n]
+    return [str(Path(item).resolve()) if _is_file(item) else str(item) for item in kept]
+
+
+def _is_file(item: str | PurePath) -> bool:
+    try:
+        return Path(item).is_file()
+    except (OSError, ValueError):  # a text too long, or with a NUL, to be a path
+        return False
 
 
 def frozen_summary(model: EmbeddingModel) -> str | None:
@@ -259,34 +283,134 @@ def _metrics_section(metrics: Mapping[str, Mapping[str, float]], scored_as: str 
     return title + "\n\n" + _table(("metric", *columns), rows)
 
 
+def head_formula(model: EmbeddingModel) -> str:
+    """The head's exact formula in Markdown: what turns the backbone's pooled features ``x`` into ``encode``'s
+    vectors (and a classifier's logits), with the tensor names of its state dict.
+
+    Example:
+        >>> print(head_formula(model))  # doctest: +SKIP
+        ## Head formula ...
+    """
+    config = model.head.to_config() if model.head is not None else None
+    kind = (config or {}).get("type")
+    classifier = model.task == "classification"
+    lines = []
+    if config is None or classifier:
+        body = "x"
+    elif kind == "LinearHead":
+        body = "linear(x)"
+    elif kind == "ProjectionHead":
+        body = "x"
+        for i in range(config["num_layers"] - 1):
+            body = f"relu(batchnorm_{3 * i + 1}(layers.{3 * i}({body})))"
+        body = f"layers.{3 * (config['num_layers'] - 1)}({body})"
+        lines.append(
+            "`batchnorm_i(h) = (h - layers.i.running_mean) / sqrt(layers.i.running_var + 1e-5) * layers.i.weight"
+            " + layers.i.bias` (eval mode)"
+        )
+    elif kind == "ResidualProjectionHead":
+        body = f"linear(x) + {config['residual_scale']} * residual.3(gelu(residual.1(layernorm(x))))"
+        lines.append(
+            "`layernorm(x) = (x - mean(x)) / sqrt(var(x) + 1e-5) * residual.0.weight + residual.0.bias` (per row, "
+            "biased variance); `gelu` is the exact (erf) GELU"
+        )
+    else:
+        body = f"{type(model.head).__name__}(x)"
+        lines.append("a custom head: see its class for the formula")
+    if config and not classifier and config.get("normalize"):
+        body = f"l2_normalize({body})"
+    truncate = model.truncate_dim
+    if truncate is not None:
+        body = f"({body})[:, :{truncate}]"
+    formula = [f"embedding = l2_normalize({body})"]
+    if classifier:
+        formula.append("logits = classifier(x)   # weight (classes, features), bias (classes,)")
+    lines.insert(0, "`name(h) = h @ name.weight.T + name.bias` for each Linear layer `name` of the head's state dict")
+    where = "".join(f"\n- {line}" for line in lines)
+    return (
+        "### Head formula\n\n`x` is the backbone's pooled features `(B, D)`:\n\n```\n"
+        + "\n".join(formula)
+        + f"\n```\n\nwhere:{where}"
+    )
+
+
+def _onnx_runtime_code(kind: str | None, item: str, classifier: bool) -> str:
+    """Plain onnxruntime code (no finetuner) that encodes one item with an exported file and its ``.json``."""
+    setup = (
+        "import json\nimport numpy as np\nimport onnxruntime as ort\n"
+        + ("from tokenizers import Tokenizer\n" if kind == "text" else "from PIL import Image\n")
+        + '\nsession = ort.InferenceSession("model.onnx")\n'
+        'prep = json.load(open("model.onnx.json"))["preprocessing"]   # written beside the file\n'
+    )
+    if kind == "text":
+        feed = (
+            'tokenizer = Tokenizer.from_str(json.dumps(prep["tokenizer"]))   # truncation and padding set\n'
+            f"encodings = tokenizer.encode_batch([{item}])\n"
+            'arrays = {"input_ids": [e.ids for e in encodings],\n'
+            '          "attention_mask": [e.attention_mask for e in encodings],\n'
+            '          "token_type_ids": [e.type_ids for e in encodings]}\n'
+            "feed = {i.name: np.asarray(arrays[i.name], np.int64) for i in session.get_inputs()}\n"
+        )
+    else:
+        feed = (
+            '_, height, width = prep["input_size"]\n'
+            f"image = Image.open({item}).convert(\"RGB\")\n"
+            'side, (w, h) = int(height / prep["crop_pct"]), image.size   # shorter side to size / crop_pct\n'
+            "resample = {\"bicubic\": Image.BICUBIC, \"bilinear\": Image.BILINEAR}[prep[\"interpolation\"]]\n"
+            "image = image.resize((side, int(side * h / w)) if w <= h else (int(side * w / h), side), resample)\n"
+            "left, top = round((image.width - width) / 2), round((image.height - height) / 2)\n"
+            "image = image.crop((left, top, left + width, top + height))   # center crop\n"
+            "array = np.asarray(image, np.float32).transpose(2, 0, 1) / 255\n"
+            'array = (array - np.reshape(prep["mean"], (3, 1, 1))) / np.reshape(prep["std"], (3, 1, 1))\n'
+            'feed = {"input": array[None].astype(np.float32)}\n'
+        )
+    run = 'vectors = session.run(["embeddings"], feed)[0]             # L2-normalised, as model.encode\n'
+    if classifier:
+        run += (
+            'logits = session.run(["logits"], feed)[0]\n'
+            'classes = json.loads(session.get_modelmeta().custom_metadata_map["finetuner.classes"])\n'
+            "labels = [classes[i] for i in logits.argmax(1)]\n"
+        )
+    return setup + feed + run
+
+
 def _usage_section(model: EmbeddingModel, format: str) -> str:
     kind = getattr(model.preprocessing, "kind", None)
     item = '"a query text"' if kind == "text" else '"query.jpg"'
+    classifier = model.task == "classification"
     blocks = {
         "finetuner": (
             "finetuner",
             f'import finetuner\n\nmodel = finetuner.load("path/to/this/folder")\nvectors = model.encode([{item}])',
         ),
-        "onnx": (
-            "ONNX Runtime (no PyTorch)",
-            'model.export("model.onnx", format="onnx")           # with finetuner, once\n\n'
-            "from finetuner.export import OnnxEncoder             # needs onnxruntime, numpy, pillow, tokenizers\n"
-            f'vectors = OnnxEncoder("model.onnx").encode([{item}])',
-        ),
     }
+    if kind in ("image", "text"):
+        blocks["onnx"] = (
+            "ONNX Runtime (no PyTorch, no finetuner)",
+            'model.export("model.onnx", format="onnx")   # with finetuner, once\n\n'
+            + _onnx_runtime_code(kind, item, classifier),
+        )
     if kind == "text":
+        remote = st_needs_remote_code(model)
         blocks["sentence-transformers"] = (
             "sentence-transformers (no finetuner)",
             'model.export("st-model", format="sentence-transformers")   # with finetuner, once\n\n'
             "from sentence_transformers import SentenceTransformer\n"
-            f'vectors = SentenceTransformer("st-model").encode([{item}])',
+            + (
+                "# the head is finetuner_head.py in the folder (plain PyTorch): let sentence-transformers load it\n"
+                f'vectors = SentenceTransformer("st-model", trust_remote_code=True).encode([{item}])'
+                if remote
+                else "# the head is native Dense modules: no remote code\n"
+                f'vectors = SentenceTransformer("st-model").encode([{item}])'
+            ),
         )
     if kind == "image" and model.spec.get("backbone", {}).get("source") in ("timm", "torchvision"):
         blocks["timm"] = (
-            "timm (no finetuner; backbone features, the head ships in head.safetensors)",
+            "timm (no finetuner)" + ("; logits with label_names" if classifier else "; the head is finetuner_head.py"),
             'model.export("timm-model", format="timm")   # with finetuner, once\n\n'
             "import timm\n"
-            'backbone = timm.create_model("local-dir:timm-model", pretrained=True)',
+            'net = timm.create_model("local-dir:timm-model", pretrained=True)'
+            + ('\nlabels = net.pretrained_cfg["label_names"]' if classifier else "   # + FinetunerHead, see Head"),
         )
     first = format if format in blocks else "finetuner"
     order = [first, *(name for name in blocks if name != first)]
@@ -299,7 +423,18 @@ def _usage_section(model: EmbeddingModel, format: str) -> str:
                 '"local-dir:timm-model"', '"local-dir:path/to/this/folder"'
             )
         text.append(f"### {title}\n\n```python\n{code}\n```")
+    if model.head is not None and format == "finetuner":
+        text.append(head_formula(model))
     return "\n\n".join(text)
+
+
+def st_needs_remote_code(model: EmbeddingModel) -> bool:
+    """True when the model's sentence-transformers export holds its head as ``finetuner_head.py`` (loaded with
+    ``trust_remote_code=True``), False when native ``Dense`` modules hold it (linear and projection heads)."""
+    if model.head is None or model.task == "classification":
+        return False
+    config = model.head.to_config() if hasattr(model.head, "to_config") else {}
+    return config.get("type") not in ("LinearHead", "ProjectionHead") or bool(config.get("normalize"))
 
 
 def _versions_section(source: str | None, format: str) -> str:

@@ -406,13 +406,20 @@ def export(
     normalize: Annotated[
         bool, typer.Option(help="onnx formats: end the graph with L2 normalisation", metavar="")
     ] = True,
+    check_items: Annotated[
+        str | None,
+        typer.Option(help="real items to check the export on: an image folder, or a text file with one per line "
+                     "(default: the training items saved with the model)"),
+    ] = None,
 ) -> None:
-    """Export a saved model to another tool's format, checked against the model itself."""
+    """Export a saved model to another tool's format, checked against the model itself on real items."""
     from finetuner.api import load
 
     if not normalize and format not in ("onnx", "onnx-int8"):
         raise ValueError(f"--no-normalize applies to the onnx formats only, not to {format!r}.")
     options = {} if normalize else {"normalize": False}
+    if check_items is not None:
+        options["check_items"] = check_items if Path(check_items).is_dir() else _read_items(check_items)
     path = load(model).export(output, format, **options)
     typer.echo(f"wrote {path}")
 

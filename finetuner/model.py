@@ -290,8 +290,9 @@ class EmbeddingModel(TailoredModel):
         metadata; ``normalize=False`` keeps raw outputs), ``"onnx-int8"`` (the same, dynamically quantised),
         ``"sentence-transformers"`` (a folder ``SentenceTransformer(path)`` loads; text models) and ``"timm"``
         (a folder ``timm.create_model("local-dir:" + path, pretrained=True)`` loads, plus the head). Each export is
-        checked against this model and raises a `ValueError` naming the reason when the format cannot hold it
-        exactly.
+        checked against this model on real items (``check_items=``, else ``card_data.example_items``: the training
+        items ``fit`` records) and raises a `ValueError` naming the reason, and the formats that would work, when
+        the format cannot hold it exactly. The model's `truncate_dim` and a classifier's class names travel along.
 
         Example:
             >>> model.export("out/model.onnx")  # doctest: +SKIP

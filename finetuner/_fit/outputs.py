@@ -11,6 +11,7 @@ from torch import nn
 
 from finetuner._fit.data import FitData
 from finetuner._fit.plan import TrainingPlan
+from finetuner.card import example_items
 from finetuner.config import FitConfig, OutputConfig
 from finetuner.core.files import atomic_file
 from finetuner.data import LabeledData, PairData
@@ -81,6 +82,7 @@ def card_data(
         train_data=summary(data.train, data.names.get("train")),
         eval_data=evaluation,
         metrics=scored,
+        example_items=example_items(data.train.queries if isinstance(data.train, PairData) else data.train.items),
     )
 
 

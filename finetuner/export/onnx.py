@@ -48,6 +48,7 @@ def export_onnx(
     check: bool = True,
     atol: float = 1e-4,
     metadata: Mapping[str, str] | None = None,
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> Path:
     """Export an embedding module to an ONNX file, in eval mode, on CPU and in float32.
 
@@ -55,7 +56,8 @@ def export_onnx(
     such as ``input_ids`` / ``attention_mask`` / ``token_type_ids`` (graph inputs keep the dict's keys). A module that
     takes a dict is called as ``module(inputs)``, as `TailoredModel` is, unless its ``forward`` has parameters named
     after some of the keys (HF style), in which case it is called with those as keywords (e.g.
-    ``module(input_ids=..., attention_mask=...)``). It must return one ``(B, D)`` tensor (graph output ``embeddings``).
+    ``module(input_ids=..., attention_mask=...)``). It must return one ``(B, D)`` tensor (graph output ``embeddings``),
+    or a tuple of as many tensors as ``output_names``.
     For dict inputs the sequence axis (axis 1) is always dynamic.
 
     The file is written atomically: the graph is exported and checked in a temporary folder next to ``path`` and only
@@ -75,6 +77,7 @@ def export_onnx(
         atol: the largest absolute difference the check accepts.
         metadata: strings stored in the file's ``metadata_props`` (onnxruntime reads them back with
             ``session.get_modelmeta().custom_metadata_map``).
+        output_names: the graph's outputs, one per tensor the module returns (every one has a dynamic batch axis).
 
     Returns:
         ``path`` as a `Path`.
@@ -99,34 +102,39 @@ def export_onnx(
     with export_ready(module) as model:
         # eval(): a new module is in train mode, and the exporter sets that mode back, recursively, when it is done
         graph_module = PositionalInputs(model, names, keyword_names(model, names)).eval() if is_dict else model
-        expected = _run_torch(graph_module, args)  # a module that returns no tensor fails here, before exporting
+        # a module that returns no tensor, or not one per output name, fails here, before exporting
+        expected = _run_torch(graph_module, args, len(output_names))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
             tmp_file = tmp_dir / path.name
             trace_to_onnx(
-                graph_module, args, tmp_file, names, opset, dynamic_axes(names, args, is_dict, dynamic_batch)
+                graph_module, args, tmp_file, names, opset,
+                dynamic_axes(names, args, is_dict, dynamic_batch, output_names), output_names=output_names,
             )
             _gather_external_data(tmp_dir, path.name)
             if metadata:
                 _set_metadata(tmp_file, metadata)
             if check:
-                _check(graph_module, tmp_file, names, _check_inputs(args, is_dict, dynamic_batch), expected, atol, path)
+                batches = _check_inputs(args, is_dict, dynamic_batch)
+                _check(graph_module, tmp_file, names, output_names, batches, expected, atol, path)
             _move_into_place(tmp_dir, path)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 
-def _run_torch(module: nn.Module, args: tuple[Tensor, ...]) -> np.ndarray:
+def _run_torch(module: nn.Module, args: tuple[Tensor, ...], outputs: int = 1) -> list[np.ndarray]:
     with torch.no_grad():
         out = module(*args)
-    if not isinstance(out, Tensor):
+    tensors = (out,) if isinstance(out, Tensor) else tuple(out) if isinstance(out, tuple) else ()
+    if len(tensors) != outputs or not all(isinstance(t, Tensor) for t in tensors):
+        wanted = "one (B, D) tensor" if outputs == 1 else f"{outputs} tensors"
         raise ValueError(
-            f"export_onnx needs a module that returns one (B, D) tensor; this one returns {type(out).__name__}. "
+            f"export_onnx needs a module that returns {wanted}; this one returns {type(out).__name__}. "
             "Wrap it so forward returns the embeddings (e.g. pool the last hidden state)."
         )
-    return out.float().numpy()
+    return [t.float().numpy() for t in tensors]
 
 
 def _check_inputs(args: tuple[Tensor, ...], is_dict: bool, dynamic_batch: bool) -> list[tuple[Tensor, ...]]:
@@ -143,8 +151,9 @@ def _check(
     module: nn.Module,
     file: Path,
     names: Sequence[str],
+    output_names: Sequence[str],
     batches: list[tuple[Tensor, ...]],
-    example_output: np.ndarray,
+    example_output: list[np.ndarray],
     atol: float,
     path: Path,
 ) -> None:
@@ -155,21 +164,22 @@ def _check(
     graph_inputs = {i.name for i in session.get_inputs()}
     for i, args in enumerate(batches):
         shapes = {name: tuple(t.shape) for name, t in zip(names, args)}
-        expected = example_output if i == 0 else _run_torch(module, args)
+        expected = example_output if i == 0 else _run_torch(module, args, len(output_names))
         feed = {name: t.numpy() for name, t in zip(names, args) if name in graph_inputs}
         try:
-            got = session.run([OUTPUT_NAME], feed)[0]
+            outputs = session.run(list(output_names), feed)
         except Exception as e:  # onnxruntime raises its own exception types
             raise OnnxCheckError(
                 f"onnxruntime could not run the exported graph on inputs of shapes {shapes}: {e}\n"
                 f"Nothing was written to {path}. {_HINT}"
             ) from e
-        diff = max_abs_diff(got, expected)
-        if not diff <= atol:
-            raise OnnxCheckError(
-                f"The exported graph differs from PyTorch by {diff:.3g} (atol={atol}) on inputs of shapes {shapes}; "
-                f"outputs {got.shape} vs {expected.shape}. Nothing was written to {path}. {_HINT}"
-            )
+        for name, got, want in zip(output_names, outputs, expected):
+            diff = max_abs_diff(got, want)
+            if not diff <= atol:
+                raise OnnxCheckError(
+                    f"The exported graph's {name!r} differs from PyTorch by {diff:.3g} (atol={atol}) on inputs of "
+                    f"shapes {shapes}; outputs {got.shape} vs {want.shape}. Nothing was written to {path}. {_HINT}"
+                )
 
 
 _HINT = (

@@ -15,6 +15,8 @@ from finetuner.export.onnx_preprocessing import arrays_for
 PREPROCESSING_KEY = "finetuner.preprocessing"
 NORMALIZED_KEY = "finetuner.normalized"
 EMBEDDING_DIM_KEY = "finetuner.embedding_dim"
+CLASSES_KEY = "finetuner.classes"  # a classifier's class names (JSON list), in the order of its logits
+LOGITS_NAME = "logits"  # a classifier's second graph output
 
 # onnxruntime's input type strings -> the numpy dtype to feed
 _NUMPY_DTYPES = {
@@ -32,7 +34,8 @@ class OnnxEncoder:
 
     A file written by ``model.export(path, format="onnx")`` (or ``"onnx-int8"``) carries its preprocessing in its
     metadata, so `encode` takes raw items (image paths, PIL images, uint8 arrays, or texts) and returns what
-    ``model.encode`` returns. Calling the encoder on a batch of model inputs returns the graph's raw output.
+    ``model.encode`` returns. Calling the encoder on a batch of model inputs returns the graph's raw output. A
+    classifier's file also has its class names (`labels`) and logits, so `predict` returns ``model.predict``'s names.
     Uses the CUDA execution provider when onnxruntime has it (the ``onnxruntime-gpu`` package), else the CPU one.
 
     Args:
@@ -59,6 +62,7 @@ class OnnxEncoder:
                 providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(self.path), providers=list(providers))
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self._dtypes = {i.name: _NUMPY_DTYPES.get(i.type) for i in self.session.get_inputs()}
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._arrays = None
@@ -79,6 +83,32 @@ class OnnxEncoder:
         """True when the graph ends with L2 normalisation."""
         return self.metadata.get(NORMALIZED_KEY) == "true"
 
+    @property
+    def labels(self) -> list[str]:
+        """A classifier's class names, in the order of its logits; empty for an embedding model."""
+        text = self.metadata.get(CLASSES_KEY)
+        return list(json.loads(text)) if text else []
+
+    def predict(self, items: Sequence[Any], batch_size: int = 64) -> list[str]:
+        """Class names for raw items, as ``model.predict`` gives them (classifiers only).
+
+        Raises:
+            ValueError: the file is not a classifier's (no class names or logits in it).
+
+        Example:
+            >>> OnnxEncoder("out/classifier.onnx").predict(["shoe.png"])  # doctest: +SKIP
+            ['Sneaker']
+        """
+        labels = self.labels
+        if not labels or LOGITS_NAME not in self.output_names:
+            raise ValueError(
+                f"{self.path} is not a classifier's export (no class names or logits): use encode(), or export a "
+                "model fitted with task='classification'."
+            )
+        items, arrays = list(items), self._preprocessing()
+        logits = [self.run(arrays(items[i : i + batch_size]), LOGITS_NAME) for i in range(0, len(items), batch_size)]
+        return [labels[i] for i in np.concatenate(logits).argmax(axis=1)]
+
     def encode(self, items: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         """Embed raw items with the preprocessing stored in the file: float32 ``(N, D)``.
 
@@ -89,6 +119,13 @@ class OnnxEncoder:
             >>> OnnxEncoder("out/text.onnx").encode(["a cat", "a dog"]).shape  # doctest: +SKIP
             (2, 32)
         """
+        items, arrays = list(items), self._preprocessing()
+        if not items:
+            raise ValueError("encode() needs at least one item")
+        batches = [self(arrays(items[i : i + batch_size])) for i in range(0, len(items), batch_size)]
+        return np.concatenate(batches).astype(np.float32, copy=False)
+
+    def _preprocessing(self) -> Any:
         if self._arrays is None:
             preprocessing = self.preprocessing
             if preprocessing is None:
@@ -97,17 +134,18 @@ class OnnxEncoder:
                     "preprocess the items yourself and call the encoder on the batch."
                 )
             self._arrays = arrays_for(preprocessing)
-        items = list(items)
-        if not items:
-            raise ValueError("encode() needs at least one item")
-        batches = [self(self._arrays(items[i : i + batch_size])) for i in range(0, len(items), batch_size)]
-        return np.concatenate(batches).astype(np.float32, copy=False)
+        return self._arrays
 
     def __call__(self, inputs: Any) -> np.ndarray:
-        """Run one batch: an array (or tensor) for single-input models, or a dict with (at least) the graph's inputs.
+        """Run one batch: an array (or tensor) for single-input models, or a dict with (at least) the graph's inputs;
+        returns the first output (the embeddings).
 
         Keys the graph does not take (e.g. ``token_type_ids`` for a model that ignores them) are left out.
         """
+        return self.run(inputs, self.output_names[0])
+
+    def run(self, inputs: Any, output: str) -> np.ndarray:
+        """Run one batch (as `__call__` takes it) and return the graph output named ``output``."""
         if isinstance(inputs, Mapping):
             missing = [name for name in self.input_names if name not in inputs]
             if missing:
@@ -118,7 +156,7 @@ class OnnxEncoder:
         else:
             raise ValueError(f"This model takes several inputs {self.input_names}; pass a dict of them.")
         feed = {name: _to_numpy(value, self._dtypes[name]) for name, value in values.items()}
-        return self.session.run(None, feed)[0]
+        return self.session.run([output], feed)[0]
 
 
 def _to_numpy(value: Any, dtype: type | None) -> np.ndarray:

@@ -2,9 +2,14 @@
 
 The folder is built with sentence-transformers' own modules and saved by its own ``save``: ``Transformer`` (the
 Hugging Face encoder and tokenizer, loadable by ``AutoModel.from_pretrained``), ``Pooling`` (the model's token
-pooling), one ``Dense`` per Linear layer of the head (a BatchNorm in eval mode folded exactly into the Linear
-before it; the activation after it kept), and ``Normalize``. Before anything is written, the built model encodes
-example texts and must give ``model.encode``'s vectors within ``atol``.
+pooling), the head, and ``Normalize``. A head that is a chain of Linear layers (``linear``, ``projection``)
+becomes one native ``Dense`` per Linear layer (a BatchNorm in eval mode folded exactly into the Linear before it;
+the activation after it kept): no remote code. Any other head of ``finetuner_head.py``'s types (the default
+``residual``) becomes that file's ``FinetunerHead``, a repository-local module: load the folder with
+``SentenceTransformer(folder, trust_remote_code=True)``. A ``truncate_dim`` is kept as a ``Dense`` that slices
+(identity rows) or inside ``FinetunerHead``, before ``Normalize``, so vectors are renormalised as ``encode`` does.
+Before the folder is kept, it is loaded back by sentence-transformers and must give ``model.encode``'s vectors
+within ``atol`` on real texts (``check_items``, the model's example items) and a few fixed ones.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from finetuner.card import write_model_card
 from finetuner.core.files import atomic_folder
+from finetuner.export.checks import check_items as real_items
+from finetuner.export.checks import max_difference
+from finetuner.export.head_file import copy_head_module, standalone_head
 from finetuner.export.registry import register_exporter
 from finetuner.models.hf_text import EXAMPLE_TEXTS, HFTextEncoder
 
@@ -33,26 +40,32 @@ _CHECK_TEXTS = (*EXAMPLE_TEXTS, "a", "Two words", "A much longer text, " * 20)
 
 @register_exporter("sentence-transformers")
 def export_sentence_transformers(
-    model: EmbeddingModel, path: Path, *, check_texts: Sequence[str] = _CHECK_TEXTS, atol: float = 1e-5
+    model: EmbeddingModel,
+    path: Path,
+    *,
+    check_items: Sequence[str] | None = None,
+    check_texts: Sequence[str] = _CHECK_TEXTS,
+    atol: float = 1e-5,
 ) -> Path:
     """Write a text model as a sentence-transformers folder (plus a model card), checked against ``model.encode``.
 
     Args:
         model: an `EmbeddingModel` over a Hugging Face text encoder (``hf_text`` backbone).
         path: the folder to write (replaced atomically).
-        check_texts: texts both models encode for the check.
+        check_items: real texts to check on; default: the model's example items (``card_data.example_items``).
+        check_texts: more texts the check encodes (short, long, one letter).
         atol: the largest difference between the two models' normalised vectors the check accepts.
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: not a Hugging Face text model (CLIP, images), a head that sentence-transformers' ``Dense``
-            modules cannot reproduce exactly (e.g. a residual connection), or a failed check.
+        ValueError: not a Hugging Face text model (CLIP, images), a custom head neither ``Dense`` modules nor
+            ``finetuner_head.py`` can reproduce, or a failed check; nothing is written then.
 
     Example:
         >>> model.export("out/st", format="sentence-transformers")  # doctest: +SKIP
-        >>> SentenceTransformer("out/st").encode(["a text"])  # doctest: +SKIP
+        >>> SentenceTransformer("out/st", trust_remote_code=True).encode(["a text"])  # doctest: +SKIP
     """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
@@ -62,27 +75,66 @@ def export_sentence_transformers(
         source = model.spec.get("backbone", {}).get("source")
         raise ValueError(
             f"The sentence-transformers format needs a Hugging Face text encoder (an hf_text backbone); this model's "
-            f"backbone is {type(encoder).__name__} (source {source!r}). Use format='onnx' for image or CLIP models."
+            f"backbone is {type(encoder).__name__} (source {source!r}). Use format='onnx' or 'timm' for image "
+            "models; a CLIP model exports only as a finetuner folder (model.save)."
         )
-    head = [] if model.task == "classification" else dense_modules(model.head)  # classifiers encode features
+    head, remote = head_modules(model)
+    texts = [*real_items(model, check_items), *check_texts]
+    expected = model.encode(texts, num_workers=0, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         encoder.transformer.save_pretrained(tmp)
         model.preprocessing.tokenizer.save_pretrained(tmp)
         transformer = Transformer(tmp, max_seq_length=model.preprocessing.max_length)
         pooling = Pooling(encoder.output_dim, pooling_mode=encoder.pooling)
         st_model = SentenceTransformer(modules=[transformer, pooling, *head, Normalize()], device="cpu")
-    expected = model.encode(list(check_texts), num_workers=0, device="cpu")
-    got = st_model.encode(list(check_texts), convert_to_numpy=True)
-    diff = float(np.abs(got - expected).max())
-    if not diff <= atol:
-        raise ValueError(
-            f"The sentence-transformers model differs from this model by {diff:.3g} (atol={atol}); nothing was "
-            f"written to {path}. Report it with the model's spec: {model.spec.get('backbone', {}).get('config', {})}"
-        )
     with atomic_folder(path) as staging:
         st_model.save(str(staging), create_model_card=False)
+        if remote:
+            copy_head_module(staging)
+        reloaded = SentenceTransformer(str(staging), device="cpu", trust_remote_code=remote, local_files_only=True)
+        diff = max_difference(reloaded.encode(texts, convert_to_numpy=True), expected)
+        if not diff <= atol:
+            raise ValueError(
+                f"The sentence-transformers folder differs from this model by {diff:.3g} (atol={atol}); nothing was "
+                f"written to {path}. Report it with the model's spec: "
+                f"{model.spec.get('backbone', {}).get('config', {})}"
+            )
         write_model_card(model, staging, format="sentence-transformers")
     return path
+
+
+def head_modules(model: EmbeddingModel) -> tuple[list[nn.Module], bool]:
+    """The sentence-transformers modules between ``Pooling`` and ``Normalize`` for ``model``, and whether they
+    need remote code (``trust_remote_code=True``): native ``Dense`` modules when the head is a chain of Linear
+    layers (or there is none), else ``finetuner_head.py``'s ``FinetunerHead``.
+
+    Raises:
+        ValueError: a head neither can reproduce (the message names what would work).
+
+    Example:
+        >>> head_modules(finetuner.build_model("bert", head="residual"))[1]  # doctest: +SKIP
+        True
+    """
+    head = None if model.task == "classification" else model.head  # classifiers encode features
+    try:
+        denses = dense_modules(head)
+    except ValueError as dense_error:
+        try:
+            return [standalone_head(model, normalize=False)], True
+        except ValueError as error:
+            raise ValueError(f"{dense_error} {error}") from error
+    width = denses[-1].out_features if denses else model.feature_dim()
+    if model.truncate_dim is not None and model.truncate_dim < width:
+        denses.append(_slice(width, model.truncate_dim))
+    return denses, False
+
+
+def _slice(width: int, size: int) -> nn.Module:
+    """A ``Dense`` that keeps the first ``size`` of ``width`` dimensions exactly (identity rows, zero bias)."""
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    weight = torch.eye(width)[:size].clone()
+    return Dense(width, size, activation_function=nn.Identity(), init_weight=weight, init_bias=torch.zeros(size))
 
 
 def dense_modules(head: nn.Module | None) -> list[nn.Module]:

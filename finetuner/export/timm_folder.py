@@ -2,23 +2,28 @@
 
 timm's own ``save_for_hf`` writes ``config.json`` (architecture, ``num_classes=0``, ``pretrained_cfg`` with this
 model's preprocessing) and ``model.safetensors`` with timm's native key names, so timm loads it strictly (no
-missing or unexpected keys) and its pooled features are this model's features. The head ships beside it as
-``head.safetensors`` + ``head.json``, described in the folder's ``README.md``. Backbones built from timm export
+missing or unexpected keys) and its pooled features are this model's features. An embedding model's head ships
+beside it as ``finetuner_head.py`` (plain PyTorch) + ``head.json`` + ``head.safetensors``, with the model's
+``truncate_dim``; a classifier's head *is* timm's classifier (``num_classes`` and ``label_names`` in the config).
+The folder's ``README.md`` writes the head's formula out. Backbones built from timm export
 as they are; torchvision backbones export when timm has the same architecture under the same parameter names
 (the ResNets); anything else, and a layer cut timm cannot rebuild, raises a `ValueError`.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from finetuner.card import model_card
+from finetuner.card import head_formula, model_card
 from finetuner.core.files import atomic_folder
+from finetuner.export.checks import check_items as real_items
+from finetuner.export.checks import max_difference
+from finetuner.export.head_file import copy_head_module, head_module, standalone_head
 from finetuner.export.registry import register_exporter
 
 if TYPE_CHECKING:
@@ -26,16 +31,22 @@ if TYPE_CHECKING:
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
+HEAD_FILE = "finetuner_head.py"
 
 
 @register_exporter("timm")
-def export_timm(model: EmbeddingModel, path: Path, *, atol: float = 1e-5) -> Path:
-    """Write an image model's backbone as a timm folder, its head beside it, checked by loading it back with timm.
+def export_timm(
+    model: EmbeddingModel, path: Path, *, atol: float = 1e-5, check_items: Sequence[Any] | str | Path | None = None
+) -> Path:
+    """Write an image model as a timm folder, its head beside it (or inside, for a classifier), checked by loading it
+    back with timm.
 
     Args:
         model: an `EmbeddingModel` whose backbone timm can build (a timm model, or a torchvision ResNet).
         path: the folder to write (replaced atomically).
-        atol: the largest difference between timm's features and this model's the check accepts.
+        atol: the largest difference from this model the check accepts (features, logits, embeddings).
+        check_items: real images (or a folder of them) the reloaded folder must embed as ``model.encode`` does;
+            default: the model's example items (``card_data.example_items``).
 
     Returns:
         ``path``.
@@ -54,15 +65,62 @@ def export_timm(model: EmbeddingModel, path: Path, *, atol: float = 1e-5) -> Pat
     architecture, kwargs = _timm_architecture(model.spec.get("backbone", {}))
     net = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs).eval()
     net.load_state_dict(_timm_state_dict(model, net, architecture), strict=True)
+    classifier = model.task == "classification"
+    config: dict[str, Any] = {}
+    if classifier:
+        net = _with_classifier(model, net, architecture, kwargs)
+        config["label_names"] = list(model.classes)
+    head = None if classifier else standalone_head(model)
     example = model.example_input()
-    _check_features(model, net, example, atol, architecture, path)
+    _check(model, net, example, atol, architecture, path)
+    items = real_items(model, check_items)
     with atomic_folder(path) as staging:
-        save_for_hf(net, str(staging), safe_serialization=True, data_config=_data_config(model.preprocessing))
-        _save_head(model, staging)
+        save_for_hf(
+            net, str(staging), model_config=config, safe_serialization=True,
+            data_config=_data_config(model.preprocessing),
+        )
+        if head is not None:
+            head.save(str(staging))
+            copy_head_module(staging)
         reloaded = timm.create_model(f"local-dir:{staging}", pretrained=True).eval()
-        _check_features(model, reloaded, example, atol, architecture, path)
+        _check(model, reloaded, example, atol, architecture, path)
+        if items and head is not None:
+            _check_items(model, reloaded, head_module().FinetunerHead.load(str(staging)), items, atol, path)
         (staging / "README.md").write_text(model_card(model, format="timm", extra=_head_section(model)))
     return path
+
+
+def _with_classifier(model: EmbeddingModel, net: nn.Module, architecture: str, kwargs: dict[str, Any]) -> nn.Module:
+    """timm's network with ``num_classes`` outputs whose classifier holds the model's ClassificationHead."""
+    import timm
+
+    state = net.state_dict()
+    net = timm.create_model(architecture, pretrained=False, num_classes=len(model.classes), **kwargs).eval()
+    linear = net.get_classifier()
+    head = model.head.state_dict()
+    if not isinstance(linear, nn.Linear) or any(linear.state_dict()[k].shape != v.shape for k, v in head.items()):
+        raise ValueError(
+            f"timm's {architecture} classifier is {type(linear).__name__}, which cannot hold this model's "
+            f"{type(model.head).__name__}; use format='onnx' (logits and class names in the file)."
+        )
+    net.load_state_dict(state, strict=False)
+    linear.load_state_dict(head, strict=True)
+    return net
+
+
+def _check_items(
+    model: EmbeddingModel, net: nn.Module, head: nn.Module, items: list[Any], atol: float, path: Path
+) -> None:
+    """timm's features through ``finetuner_head.py`` must give ``model.encode``'s vectors on real images."""
+    batch = model.preprocessing.collate([model.preprocessing.load(item, train=False) for item in items])
+    with torch.no_grad():
+        got = head(net(batch)).numpy()
+    diff = max_difference(got, model.encode(items, num_workers=0, device="cpu"))
+    if not diff <= atol:
+        raise ValueError(
+            f"On {len(items)} real images the timm folder with finetuner_head.py gives vectors {diff:.3g} away "
+            f"from model.encode (atol={atol}); nothing was written to {path}. Use format='onnx'."
+        )
 
 
 def _timm_architecture(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -115,19 +173,20 @@ def _timm_state_dict(model: EmbeddingModel, net: nn.Module, architecture: str) -
     return {key: state[key] for key in expected}
 
 
-def _check_features(
+def _check(
     model: EmbeddingModel, net: nn.Module, example: torch.Tensor, atol: float, architecture: str, path: Path
 ) -> None:
+    """timm's output on ``example`` must be this model's: its features, or a classifier's logits."""
     from finetuner.export.onnx import export_ready
 
     with torch.no_grad(), export_ready(model) as ready:
-        expected = ready.features(example)
+        expected = ready(example) if model.task == "classification" else ready.features(example)
         got = net(example)
     diff = float((got - expected).abs().max()) if got.shape == expected.shape else float("inf")
     if not diff <= atol:
         layer = model.spec.get("layer_name")
         raise ValueError(
-            f"timm's {architecture} gives features {tuple(got.shape)} that differ from this backbone's "
+            f"timm's {architecture} gives outputs {tuple(got.shape)} that differ from this model's "
             f"{tuple(expected.shape)} by {diff:.3g} (atol={atol}): the cut at {layer!r} or its pooling is not "
             f"timm's pooled output. Nothing was written to {path}; use format='onnx', or cut where the "
             "classifier starts (the default layer)."
@@ -141,40 +200,26 @@ def _data_config(preprocessing: Any) -> dict[str, Any]:
     return {**data, "crop_mode": "center"}  # ImagePreprocessing always center-crops
 
 
-def _save_head(model: EmbeddingModel, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    head = model.head
-    description = {
-        "task": model.task,
-        "head": head.to_config() if head is not None else None,
-        "classes": model.classes,
-        "normalize": model.task != "classification",
-    }
-    (folder / HEAD_CONFIG).write_text(json.dumps(description, indent=2))
-    if head is not None:
-        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_WEIGHTS))
-
-
 def _head_section(model: EmbeddingModel) -> str:
-    if model.head is None:
-        return "## Head\n\nNone: the embeddings are timm's pooled features, L2-normalised."
-    shapes = "\n".join(f"    {key}: {tuple(value.shape)}" for key, value in model.head.state_dict().items())
     if model.task == "classification":
-        use = "logits = head(features)"
-    else:
-        use = "embeddings = torch.nn.functional.normalize(head(features), dim=1)"
+        return (
+            "## Head\n\n"
+            f"The classifier is timm's own: `timm.create_model` gives logits over {len(model.classes)} classes, named "
+            "in `config.json`'s `label_names` (`model.pretrained_cfg[\"label_names\"]`); "
+            "`model.forward_head(model.forward_features(images), pre_logits=True)` gives the features `encode` "
+            "returns (L2-normalise them).\n\n" + head_formula(model)
+        )
     return (
         "## Head\n\n"
-        f"The backbone in `model.safetensors` gives timm's pooled features; the head in `{HEAD_WEIGHTS}` (described "
-        f"by `{HEAD_CONFIG}`) turns them into {'logits' if model.task == 'classification' else 'the embeddings'}:\n\n"
-        "```python\nimport json, timm, torch\nfrom safetensors.torch import load_file\n"
-        "from finetuner.tailor import head_from_config   # or rebuild the layers below in plain PyTorch\n\n"
+        f"The backbone in `model.safetensors` gives timm's pooled features; `{HEAD_FILE}` (plain PyTorch, no "
+        f"finetuner) with `{HEAD_CONFIG}` and `{HEAD_WEIGHTS}` turns them into the embeddings:\n\n"
+        "```python\nimport timm, torch, sys\n"
+        'sys.path.insert(0, "path/to/this/folder")\n'
+        "from finetuner_head import FinetunerHead\n\n"
         'backbone = timm.create_model("local-dir:path/to/this/folder", pretrained=True).eval()\n'
-        'head = head_from_config(json.load(open("path/to/this/folder/head.json"))["head"]).eval()\n'
-        'head.load_state_dict(load_file("path/to/this/folder/head.safetensors"))\n'
-        f"features = backbone(images)                    # preprocessed as timm.data.resolve_data_config says\n{use}\n"
-        f"```\n\nHead tensors (`{type(model.head).__name__}`, eval mode):\n\n```\n{shapes}\n```"
+        'head = FinetunerHead.load("path/to/this/folder")\n'
+        "with torch.no_grad():   # images preprocessed as timm.data.resolve_data_config(model=backbone) says\n"
+        "    embeddings = head(backbone(images))\n```\n\n" + head_formula(model)
     )
 
 

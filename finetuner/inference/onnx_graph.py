@@ -31,8 +31,10 @@ def trace_to_onnx(
     names: Sequence[str],
     opset: int | None = None,
     dynamic_axes: dict[str, dict[int, str]] | None = None,
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> None:
-    """Trace ``module(*args)`` into the ONNX file ``file``, with graph inputs ``names`` and output ``embeddings``.
+    """Trace ``module(*args)`` into the ONNX file ``file``, with graph inputs ``names`` and outputs ``output_names``
+    (``embeddings``).
 
     Example:
         >>> trace_to_onnx(net, (torch.randn(2, 3, 32, 32),), "net.onnx", ["input"], dynamic_axes=axes)
@@ -51,7 +53,7 @@ def trace_to_onnx(
                 str(file),
                 dynamo=False,
                 input_names=list(names),
-                output_names=[OUTPUT_NAME],
+                output_names=list(output_names),
                 opset_version=opset,
                 dynamic_axes=dynamic_axes or {},
             )
@@ -60,7 +62,11 @@ def trace_to_onnx(
 
 
 def dynamic_axes(
-    names: Sequence[str], args: Sequence[Tensor], is_dict: bool, dynamic_batch: bool = True
+    names: Sequence[str],
+    args: Sequence[Tensor],
+    is_dict: bool,
+    dynamic_batch: bool = True,
+    outputs: Sequence[str] = (OUTPUT_NAME,),
 ) -> dict[str, dict[int, str]]:
     """The dynamic axes of the graph: the batch (when ``dynamic_batch``) and, for dict inputs, the sequence."""
     axes: dict[str, dict[int, str]] = {}
@@ -71,7 +77,7 @@ def dynamic_axes(
         if dims:
             axes[name] = dims
     if dynamic_batch:
-        axes[OUTPUT_NAME] = {0: "batch"}
+        axes.update({name: {0: "batch"} for name in outputs})
     return axes
 
 

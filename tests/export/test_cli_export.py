@@ -32,3 +32,17 @@ def test_export_errors_are_one_line(image_model, tmp_path):
         app, ["export", str(tmp_path / "model"), str(tmp_path / "x"), "--format", "timm", "--no-normalize"]
     )
     assert result.exit_code == 1 and "--no-normalize applies to the onnx formats only" in result.output
+
+
+def test_check_items_from_the_command_line(image_model, image_items, tmp_path):
+    image_model.save(tmp_path / "model")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (images / name).write_bytes(open([i for i in image_items[:2] if str(i).endswith(name)][0], "rb").read())
+    command = ["export", str(tmp_path / "model"), str(tmp_path / "m.onnx"), "--format", "onnx-int8"]
+    result = runner.invoke(app, [*command, "--check-items", str(images)])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, [*command, "--check-items", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "folder without images" in result.output

@@ -1,6 +1,7 @@
 """The README.md model card every saved folder gets: what the model knows, what card_data adds, how to load it."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,8 @@ def test_saved_folder_has_a_full_card_that_survives_reload(tmp_path):
         "| recall@1 | 0.7720 | 0.7940 |",
         "| map@r | 0.3897 | 0.6625 |",
         'finetuner.load("path/to/this/folder")',
-        'OnnxEncoder("model.onnx").encode(["query.jpg"])',
+        'ort.InferenceSession("model.onnx")',
+        "### Head formula",
         "| torch |",
     ):
         assert expected in card, expected
@@ -101,3 +103,16 @@ def test_card_names_test_data_as_such_and_leaves_per_class_rows_to_the_report(tm
     assert "## Metrics (on the test data, never used for any choice)" in card
     assert "| test data | items: 1000, classes: 10 |" in card
     assert "evaluation data" not in card and "class/Bag" not in card
+
+
+def test_example_items_are_spread_absolute_and_saved(tmp_path, image_items):
+    from finetuner.card import example_items
+
+    texts = [f"text {i}" for i in range(20)]
+    assert example_items(texts, n=3) == ["text 0", "text 10", "text 19"]
+    kept = example_items([image_items[0], image_items[2], image_items[1]])  # the array is skipped
+    assert kept == [str(Path(image_items[0]).resolve()), str(Path(image_items[1]).resolve())]
+    model = finetuner.build_model("test_cnn", pretrained=False)
+    model.card_data.example_items = kept
+    model.save(tmp_path / "m")
+    assert finetuner.load(tmp_path / "m").card_data.example_items == kept

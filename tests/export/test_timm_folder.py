@@ -1,6 +1,7 @@
 """The timm format: timm loads the folder strictly (local-dir: and the pretrained_cfg_overlay file route) and gives
 this model's features; the head ships beside it; what timm cannot rebuild exactly raises."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -10,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 import finetuner
-from finetuner.tailor import head_from_config
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,13 @@ def timm_model():
     model = finetuner.build_model("timm:test_resnet", pretrained=False, output_dim=8, head="projection")
     model.head.layers[1].running_var.uniform_(0.5, 2.0)
     return model.eval()
+
+
+def _head_module(folder):
+    spec = importlib.util.spec_from_file_location("finetuner_head", folder / "finetuner_head.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _features(net, x):
@@ -28,7 +35,7 @@ def _features(net, x):
 def test_local_dir_round_trip(timm_model, tmp_path, image_items):
     folder = timm_model.export(tmp_path / "timm", format="timm")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "config.json", "head.json", "head.safetensors", "model.safetensors"
+        "README.md", "config.json", "finetuner_head.py", "head.json", "head.safetensors", "model.safetensors"
     ]
     x = torch.randn(3, *timm_model.preprocessing.input_size)
     expected = timm_model.features(x).detach()
@@ -42,13 +49,12 @@ def test_local_dir_round_trip(timm_model, tmp_path, image_items):
     data = timm.data.resolve_data_config({}, model=net)
     prep = timm_model.preprocessing
     assert (data["input_size"], tuple(data["mean"]), data["crop_pct"]) == (prep.input_size, prep.mean, prep.crop_pct)
-    # the head beside it turns timm's features into model.encode's vectors
-    head = head_from_config(json.loads((folder / "head.json").read_text())["head"]).eval()
-    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    # the head beside it (finetuner_head.py) turns timm's features into model.encode's vectors
+    head = _head_module(folder).FinetunerHead.load(str(folder))
     batch = torch.stack([prep.load(item, train=False) for item in image_items])
-    vectors = torch.nn.functional.normalize(head(_features(net, batch)), dim=1).detach().numpy()
+    vectors = head(_features(net, batch)).detach().numpy()
     np.testing.assert_allclose(vectors, timm_model.encode(image_items, num_workers=0), atol=1e-5)
-    assert "head.safetensors" in (folder / "README.md").read_text()
+    assert "FinetunerHead.load" in (folder / "README.md").read_text()
 
 
 def test_pretrained_cfg_overlay_file_route(timm_model, tmp_path):
@@ -73,7 +79,7 @@ def test_torchvision_resnet_maps_onto_timm(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     net = timm.create_model(f"local-dir:{folder}", pretrained=True)
     torch.testing.assert_close(_features(net, x), model.features(x).detach(), atol=1e-5, rtol=0)
-    assert json.loads((folder / "head.json").read_text())["head"] is None and not (folder / "head.safetensors").exists()
+    assert json.loads((folder / "head.json").read_text())["head"] is None  # encode = the normalised features
 
 
 @pytest.mark.parametrize(
