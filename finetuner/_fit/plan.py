@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from finetuner._fit.data import FitData
@@ -16,10 +17,10 @@ from finetuner._fit.sources import FeatureSource, choose_source
 from finetuner.config import EvalConfig, FitConfig
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
-from finetuner.tailor import Head
+from finetuner.tailor import Head, LinearHead
 from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint, distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.selection import ModelSelection
+from finetuner.training.selection import ModelSelection, UntunedCandidate
 
 logger = logging.getLogger("finetuner")
 
@@ -32,6 +33,7 @@ class TrainingPlan:
     model: EmbeddingModel
     source: FeatureSource
     evaluators: dict[str, ValidationEvaluator]
+    _sample: torch.Tensor | None = None
 
     @property
     def trained(self) -> nn.Module:
@@ -61,6 +63,12 @@ class TrainingPlan:
             found[which] = metrics
         return found
 
+    def training_sample(self, size: int = 4096) -> torch.Tensor:
+        """The backbone's features (float32) of a seeded sample of training items, computed once."""
+        if self._sample is None:
+            self._sample = self.source.training_sample(size).float()
+        return self._sample
+
     def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
         pretrained model gives without tuning). Classifiers: the freshly initialised head (about chance)."""
@@ -86,20 +94,20 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
     return plan
 
 
-def initialize_head(plan: TrainingPlan, sample_size: int = 4096) -> None:
+def initialize_head(plan: TrainingPlan) -> None:
     """Give the head a data-dependent start (`Head.initialize`) from the backbone's features of a seeded sample of
     training items."""
     head = plan.model.head
     if head is None or type(head).initialize is Head.initialize:  # nothing to do: spare the forward pass
         return
-    sample = plan.source.training_sample(sample_size)
-    head.initialize(sample.float().to(next(head.parameters()).device))
+    head.initialize(plan.training_sample().to(next(head.parameters()).device))
 
 
 def model_selection(
     plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig
 ) -> ModelSelection | None:
-    """The callback that returns the best validated candidate (None without validation data or when turned off)."""
+    """The callback that returns the best validated candidate (None without validation data or when turned off);
+    with an embedding head, the untuned backbone (`untuned_candidate`) is one of them."""
     if plan.evaluator is None or not evaluation.select_best:
         return None
     return ModelSelection(
@@ -107,7 +115,38 @@ def model_selection(
         plan.evaluator.guard_key,
         reference=untuned,
         tolerance=evaluation.guard_tolerance,
+        untuned=untuned_candidate(plan),
     )
+
+
+def untuned_candidate(plan: TrainingPlan) -> UntunedCandidate | None:
+    """The untuned backbone at the head's width (`LinearHead.untuned`: its features, PCA-reduced when the head is
+    narrower), scored on validation as such; None without an embedding head (the start is the backbone then)."""
+    model = plan.model
+    if model.head is None or model.task != "embedding":
+        return None
+    sample = plan.training_sample()
+    features, width = sample.shape[1], _output_width(model.head, sample)
+    head = LinearHead.untuned(sample, width)
+    label = "its own features" if width >= features else f"its {features}-d features reduced by PCA to {width}"
+    metrics = distributed.broadcast_object(
+        plan.source.score_untuned("validation", head) if distributed.is_main_process() else None
+    )
+    logger.info("validation, untuned backbone at the head's width (%s): %s", label, summary(metrics))
+
+    def install() -> None:
+        model.head = head.to(next(model.parameters()).device)
+
+    return UntunedCandidate(label, metrics, install)
+
+
+def _output_width(head: nn.Module, sample: torch.Tensor) -> int:
+    training = head.training
+    head.eval()
+    with torch.no_grad():
+        width = head(sample[:2].to(next(head.parameters()).device)).shape[-1]
+    head.train(training)
+    return width
 
 
 def fit_callbacks(
@@ -164,6 +203,7 @@ def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
         lines.append(f"  held-out classes: {', '.join(data.held_out_classes)}")
     epoch, alpha = selection.get("epoch"), selection.get("alpha")
     kept = f"epoch {epoch}" if epoch is not None else f"a mix of the start and the best epoch (alpha={alpha})"
+    kept = "the untuned backbone" if selection.get("untuned") else kept
     lines.append(f"  kept {kept}: {selection.get('reason', '')}")
     return "model selection\n" + "\n".join(lines)
 
