@@ -3,6 +3,7 @@ data-dependent start and the selection callback."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from finetuner._fit.data import FitData
-from finetuner._fit.sources import FeatureSource, choose_source
+from finetuner._fit.sources import CachedFeatures, FeatureSource, choose_source, make_batch_sampler, tensor_batches
 from finetuner.config import EvalConfig, FitConfig
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
@@ -52,11 +53,12 @@ class TrainingPlan:
         """Metrics of the model as it is now."""
         return self.source.score(which, tuned=True)
 
-    def scores(self, *, tuned: bool) -> dict[str, dict[str, float]]:
-        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, computed on rank 0 and given
-        to every rank (so code after `fit` behaves the same on each), and logged."""
+    def scores(self, *, tuned: bool, sets: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, on every scored set or on
+        ``sets``, computed on rank 0 and given to every rank (so code after `fit` behaves the same on each), and
+        logged."""
         found = {}
-        for which in self.evaluators:
+        for which in self.evaluators if sets is None else [s for s in sets if s in self.evaluators]:
             compute = self.metrics if tuned else self.untuned_metrics
             metrics = distributed.broadcast_object(compute(which) if distributed.is_main_process() else None)
             logger.info("%s, %s: %s", which, "tuned" if tuned else "untuned", summary(metrics))
@@ -138,6 +140,51 @@ def untuned_candidate(plan: TrainingPlan) -> UntunedCandidate | None:
         model.head = head.to(next(model.parameters()).device)
 
     return UntunedCandidate(label, metrics, install)
+
+
+def refit(
+    plan: TrainingPlan, data: FitData, loss: nn.Module, miner: Any, config: FitConfig, selection: ModelSelection | None
+) -> dict[str, Any] | None:
+    """Train the head again from its start on the training and validation items together, for the epochs (and
+    with the WiSE-FT factor) validation chose; what was done goes to ``run.metrics["selection"]["refit"]``.
+
+    Only where that is the same run with more data: a frozen backbone's cached features, labelled validation held
+    out of the training data (same classes), a trained epoch or mix kept. Returns None (and says why) otherwise.
+    """
+    from finetuner.data import LabeledData
+    from finetuner.training import Trainer
+    from finetuner.training.state import interpolate_into, trained_state
+
+    if selection is None or not config.evaluation.refit:
+        return None
+    chosen = selection.trained_epochs()
+    if chosen is None:
+        return None
+    source = plan.source
+    if not isinstance(source, CachedFeatures) or data.source is None or not isinstance(data.train, LabeledData):
+        logger.info("refit: not done (it needs a frozen backbone and validation held out of labelled training data)")
+        return None
+    epochs, alpha = chosen
+    together = LabeledData(
+        list(data.train.items) + list(data.eval.items), data.train.labels + data.eval.labels, data.train.classes
+    )
+    features = torch.cat([source.train_features["items"][0], source.set_features["validation"]["items"]])
+    sampler = make_batch_sampler(together, loss, config.training, sharded=False)
+    head = plan.trained
+    head.load_state_dict(selection.start, strict=False)
+    training = dataclasses.replace(config.training, epochs=epochs)
+    Trainer(head, loss, tensor_batches({"items": [features]}, together, sampler), training, miner=miner).fit()
+    if alpha < 1.0:
+        end = {k: v.detach().to("cpu", copy=True) for k, v in trained_state(head).items()}
+        interpolate_into(head, selection.start, end, alpha)
+    head.eval()
+    done = {"epochs": epochs, "alpha": alpha, "items": len(together)}
+    logger.info(
+        "refit: trained the head again from its start for %d epoch(s)%s on the %d training and validation items "
+        "together; the validation figures above are the validated model's",
+        epochs, f" (WiSE-FT alpha={alpha})" if alpha < 1.0 else "", len(together),
+    )
+    return done
 
 
 def _output_width(head: nn.Module, sample: torch.Tensor) -> int:

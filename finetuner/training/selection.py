@@ -184,6 +184,21 @@ class ModelSelection(Callback):
             why = f"every trained candidate lost on new classes; returned the untuned backbone ({self.untuned.label})"
         return self._reason(why)
 
+    @property
+    def start(self) -> dict[str, torch.Tensor]:
+        """The trained weights as they were before the first step (CPU copies): what a refit starts from."""
+        return self._start
+
+    def trained_epochs(self) -> tuple[int, float] | None:
+        """``(epochs, alpha)`` of the kept trained candidate (a mix: the best epoch's, with its factor); None when
+        the untrained start or the untuned backbone was kept."""
+        if self.summary.get("untuned") or self.summary.get("epoch") == 0:
+            return None
+        if self.summary.get("epoch") is not None:
+            return self.summary["epoch"], 1.0
+        best = max((c for c in self.candidates if c["epoch"] is not None), key=lambda c: c["score"])
+        return (best["epoch"], self.summary["alpha"]) if best["epoch"] and self.summary["alpha"] else None
+
     def _reason(self, text: str) -> str:
         guard = f", guard {self.guard_key} >= {self.floor:.4f}" if self.floor is not None else ""
         return f"{text} by {self.selection_key}{guard}"

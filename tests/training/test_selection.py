@@ -192,3 +192,26 @@ def test_a_head_that_only_loses_returns_the_untuned_backbone_reduced_by_pca(smal
     # the returned model is what the untuned candidate was scored as
     assert run.metrics["after"]["seen/map@r"] == pytest.approx(untuned["score"], abs=1e-6)
     assert run.metrics["after"]["new/map@r"] == pytest.approx(untuned["guard"], abs=1e-6)
+
+
+def test_refit_trains_the_chosen_epochs_again_on_training_and_validation_items(easy_data, eval_data, tmp_path):
+    common = dict(
+        pretrained=False, freeze=True, output_dim=8, head="linear", epochs=3, batch_size=16, learning_rate=1e-2,
+        cache_dir=tmp_path, val_split=0.25, val_class_split=0.3, guard_tolerance=None, test_data=eval_data,
+    )
+    validated = finetuner.fit("test_cnn", easy_data, refit=False, **common)
+    refit = finetuner.fit("test_cnn", easy_data, **common)  # refit=True is the default
+    kept = validated.metrics["selection"]["epoch"]
+    assert kept and "refit" not in validated.metrics["selection"]
+    assert refit.metrics["selection"]["refit"] == {"epochs": kept, "alpha": 1.0, "items": len(easy_data)}
+    # the validation figures are the validated model's; the test scores the model returned
+    assert refit.metrics["after"] == validated.metrics["after"]
+    assert refit.metrics["test"]["after"]["map@r"] == pytest.approx(
+        finetuner.evaluate(refit.model, eval_data)["map@r"], abs=1e-4
+    )
+    assert not torch.equal(refit.model.head.linear.weight, validated.model.head.linear.weight)
+
+
+def test_refit_must_be_a_bool():
+    with pytest.raises(ValueError, match="refit must be True or False"):
+        finetuner.config.EvalConfig(refit="yes")
