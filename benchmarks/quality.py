@@ -10,6 +10,7 @@ peers choose their learning rate and epochs on that carve too.
 
     PYTHONPATH=. python benchmarks/quality.py                 # the table (8 minutes on 2 shared cores, features cached)
     PYTHONPATH=. python benchmarks/quality.py --search        # recipe candidates on validation (9 minutes)
+    PYTHONPATH=. python benchmarks/quality.py --refit         # fit's default with refit=False vs refit=True
 """
 
 from __future__ import annotations
@@ -232,10 +233,31 @@ def table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
     return rows
 
 
+def refit_table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
+    """Test-part rows of fit's default recipe returning the validated model (``refit=False``) and the refit one."""
+    labels, rows = data.labels, []
+    for split in ("same-class", "class-disjoint"):
+        if split == "same-class":
+            train, test = same_class_split(data, seed)
+        else:
+            train, test, _ = class_disjoint_split(data, seed)
+        results = {"before": scores(features[test], labels[test])}
+        for refit in (False, True):
+            run, _ = finetuner_fit(features, labels, train, {}, RECIPES["chosen"], seed, test_data=test, refit=refit)
+            selection = run.metrics["selection"]
+            kept = "untuned" if selection.get("untuned") else f"epoch {selection['epoch']}, alpha {selection['alpha']}"
+            results[f"refit={refit} ({kept})"] = scores(encode_head(run, features[test]), labels[test])
+        for name, found in results.items():
+            rows.append(f"| {data.name} | {split} | {name} | {found['recall@1']:.3f} | {found['map@r']:.3f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     parser.add_argument("--search", action="store_true", help="score candidate recipes on validation instead")
+    parser.add_argument("--refit", action="store_true", help="fit's default with refit=False vs True, test parts")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of each candidate in --search")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -252,10 +274,15 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
         if args.search:
             found += search(data, features, args.seed, args.epochs)
+        elif args.refit:
+            rows += refit_table(data, features, args.seed)
         else:
             rows += table(data, features, args.seed)
     if args.search:
         print(summarise_search(found))
+    elif args.refit:
+        print("\n| data | split | model | Recall@1 | MAP@R |\n|---|---|---|---|---|")
+        print("\n".join(rows))
     else:
         print("\n| data | split | train / test | model | Recall@1 | MAP@R |\n|---|---|---|---|---|---|")
         print("\n".join(rows))

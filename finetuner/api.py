@@ -163,7 +163,13 @@ def fit(
     history = trainer.fit()
     distributed.finish_training(plan.trained)  # under torchrun: every rank holds rank 0's model
     net.eval()
-    metrics = _fit.run_metrics(before, plan.scores(tuned=True), selection, probed, data)
+    after = plan.scores(tuned=True)  # the validated model's figures, reported even when it is refit below
+    refitted = _fit.refit(plan, data, loss, miner, config, selection)
+    if refitted is not None:  # the test set scores the model returned; validation keeps the validated figures
+        after.update(plan.scores(tuned=True, sets=[which for which in after if which != "validation"]))
+    metrics = _fit.run_metrics(before, after, selection, probed, data)
+    if refitted is not None:
+        metrics["selection"]["refit"] = refitted
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)

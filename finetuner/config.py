@@ -161,6 +161,9 @@ class EvalConfig:
             before a candidate is refused (None: no guard). When every epoch is refused, the weights are mixed
             with the start (WiSE-FT), the mix chosen on validation.
         eval_steps: also evaluate every this many optimizer steps (logged to trackers; None: after each epoch only).
+        refit: once validation has chosen a trained epoch (or mix), train the head again from its start with that
+            choice on the training and validation items together (frozen backbone, validation held out of the
+            training data); the validated figures stay reported. False returns the validated model itself.
     """
 
     k: tuple[int, ...] = (1, 5, 10)
@@ -168,8 +171,11 @@ class EvalConfig:
     select_best: bool = True
     guard_tolerance: float | None = 0.01
     eval_steps: int | None = None
+    refit: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.refit, bool):
+            raise ValueError(f"refit must be True or False, got {self.refit!r}.")
         if self.eval_steps is not None and (isinstance(self.eval_steps, bool) or self.eval_steps < 1):
             raise ValueError(f"eval_steps must be a positive number of steps or None, got {self.eval_steps!r}.")
         self.k = (self.k,) if isinstance(self.k, int) else tuple(self.k)

@@ -11,6 +11,7 @@ from finetuner._fit.plan import (
     initialize_head,
     model_selection,
     plan_training,
+    refit,
     run_metrics,
     selection_summary,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "model_selection",
     "plan_training",
     "prepare_data",
+    "refit",
     "retrieval_examples",
     "run_metrics",
     "selection_summary",

@@ -3,23 +3,25 @@ data-dependent start and the selection callback."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from finetuner._fit.data import FitData
-from finetuner._fit.sources import FeatureSource, choose_source
+from finetuner._fit.sources import CachedFeatures, FeatureSource, choose_source, make_batch_sampler, tensor_batches
 from finetuner.config import EvalConfig, FitConfig
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
-from finetuner.tailor import Head
+from finetuner.tailor import Head, LinearHead
 from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint, distributed
 from finetuner.training.batches import BatchSource
-from finetuner.training.selection import ModelSelection
+from finetuner.training.selection import ModelSelection, UntunedCandidate
 
 logger = logging.getLogger("finetuner")
 
@@ -32,6 +34,7 @@ class TrainingPlan:
     model: EmbeddingModel
     source: FeatureSource
     evaluators: dict[str, ValidationEvaluator]
+    _sample: torch.Tensor | None = None
 
     @property
     def trained(self) -> nn.Module:
@@ -50,16 +53,23 @@ class TrainingPlan:
         """Metrics of the model as it is now."""
         return self.source.score(which, tuned=True)
 
-    def scores(self, *, tuned: bool) -> dict[str, dict[str, float]]:
-        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, computed on rank 0 and given
-        to every rank (so code after `fit` behaves the same on each), and logged."""
+    def scores(self, *, tuned: bool, sets: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+        """``{scored set: metrics}`` of the model as it is now (``tuned``) or untuned, on every scored set or on
+        ``sets``, computed on rank 0 and given to every rank (so code after `fit` behaves the same on each), and
+        logged."""
         found = {}
-        for which in self.evaluators:
+        for which in self.evaluators if sets is None else [s for s in sets if s in self.evaluators]:
             compute = self.metrics if tuned else self.untuned_metrics
             metrics = distributed.broadcast_object(compute(which) if distributed.is_main_process() else None)
             logger.info("%s, %s: %s", which, "tuned" if tuned else "untuned", summary(metrics))
             found[which] = metrics
         return found
+
+    def training_sample(self, size: int = 4096) -> torch.Tensor:
+        """The backbone's features (float32) of a seeded sample of training items, computed once."""
+        if self._sample is None:
+            self._sample = self.source.training_sample(size).float()
+        return self._sample
 
     def untuned_metrics(self, which: str = "validation") -> dict[str, float]:
         """Metrics before training. Embeddings: the backbone's own features at the chosen layer (what the
@@ -86,20 +96,20 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
     return plan
 
 
-def initialize_head(plan: TrainingPlan, sample_size: int = 4096) -> None:
+def initialize_head(plan: TrainingPlan) -> None:
     """Give the head a data-dependent start (`Head.initialize`) from the backbone's features of a seeded sample of
     training items."""
     head = plan.model.head
     if head is None or type(head).initialize is Head.initialize:  # nothing to do: spare the forward pass
         return
-    sample = plan.source.training_sample(sample_size)
-    head.initialize(sample.float().to(next(head.parameters()).device))
+    head.initialize(plan.training_sample().to(next(head.parameters()).device))
 
 
 def model_selection(
     plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig
 ) -> ModelSelection | None:
-    """The callback that returns the best validated candidate (None without validation data or when turned off)."""
+    """The callback that returns the best validated candidate (None without validation data or when turned off);
+    with an embedding head, the untuned backbone (`untuned_candidate`) is one of them."""
     if plan.evaluator is None or not evaluation.select_best:
         return None
     return ModelSelection(
@@ -107,7 +117,83 @@ def model_selection(
         plan.evaluator.guard_key,
         reference=untuned,
         tolerance=evaluation.guard_tolerance,
+        untuned=untuned_candidate(plan),
     )
+
+
+def untuned_candidate(plan: TrainingPlan) -> UntunedCandidate | None:
+    """The untuned backbone at the head's width (`LinearHead.untuned`: its features, PCA-reduced when the head is
+    narrower), scored on validation as such; None without an embedding head (the start is the backbone then)."""
+    model = plan.model
+    if model.head is None or model.task != "embedding":
+        return None
+    sample = plan.training_sample()
+    features, width = sample.shape[1], _output_width(model.head, sample)
+    head = LinearHead.untuned(sample, width)
+    label = "its own features" if width >= features else f"its {features}-d features reduced by PCA to {width}"
+    metrics = distributed.broadcast_object(
+        plan.source.score_untuned("validation", head) if distributed.is_main_process() else None
+    )
+    logger.info("validation, untuned backbone at the head's width (%s): %s", label, summary(metrics))
+
+    def install() -> None:
+        model.head = head.to(next(model.parameters()).device)
+
+    return UntunedCandidate(label, metrics, install)
+
+
+def refit(
+    plan: TrainingPlan, data: FitData, loss: nn.Module, miner: Any, config: FitConfig, selection: ModelSelection | None
+) -> dict[str, Any] | None:
+    """Train the head again from its start on the training and validation items together, for the epochs (and
+    with the WiSE-FT factor) validation chose; what was done goes to ``run.metrics["selection"]["refit"]``.
+
+    Only where that is the same run with more data: a frozen backbone's cached features, labelled validation held
+    out of the training data (same classes), a trained epoch or mix kept. Returns None (and says why) otherwise.
+    """
+    from finetuner.data import LabeledData
+    from finetuner.training import Trainer
+    from finetuner.training.state import interpolate_into, trained_state
+
+    if selection is None or not config.evaluation.refit:
+        return None
+    chosen = selection.trained_epochs()
+    if chosen is None:
+        return None
+    source = plan.source
+    if not isinstance(source, CachedFeatures) or data.source is None or not isinstance(data.train, LabeledData):
+        logger.info("refit: not done (it needs a frozen backbone and validation held out of labelled training data)")
+        return None
+    epochs, alpha = chosen
+    together = LabeledData(
+        list(data.train.items) + list(data.eval.items), data.train.labels + data.eval.labels, data.train.classes
+    )
+    features = torch.cat([source.train_features["items"][0], source.set_features["validation"]["items"]])
+    sampler = make_batch_sampler(together, loss, config.training, sharded=False)
+    head = plan.trained
+    head.load_state_dict(selection.start, strict=False)
+    training = dataclasses.replace(config.training, epochs=epochs)
+    Trainer(head, loss, tensor_batches({"items": [features]}, together, sampler), training, miner=miner).fit()
+    if alpha < 1.0:
+        end = {k: v.detach().to("cpu", copy=True) for k, v in trained_state(head).items()}
+        interpolate_into(head, selection.start, end, alpha)
+    head.eval()
+    done = {"epochs": epochs, "alpha": alpha, "items": len(together)}
+    logger.info(
+        "refit: trained the head again from its start for %d epoch(s)%s on the %d training and validation items "
+        "together; the validation figures above are the validated model's",
+        epochs, f" (WiSE-FT alpha={alpha})" if alpha < 1.0 else "", len(together),
+    )
+    return done
+
+
+def _output_width(head: nn.Module, sample: torch.Tensor) -> int:
+    training = head.training
+    head.eval()
+    with torch.no_grad():
+        width = head(sample[:2].to(next(head.parameters()).device)).shape[-1]
+    head.train(training)
+    return width
 
 
 def fit_callbacks(
@@ -169,6 +255,7 @@ def selection_summary(metrics: dict[str, Any], data: FitData) -> str:
         )
     epoch, alpha = selection.get("epoch"), selection.get("alpha")
     kept = f"epoch {epoch}" if epoch is not None else f"a mix of the start and the best epoch (alpha={alpha})"
+    kept = "the untuned backbone" if selection.get("untuned") else kept
     lines.append(f"  kept {kept}: {selection.get('reason', '')}")
     return "model selection\n" + "\n".join(lines)
 

@@ -54,6 +54,10 @@ class FeatureSource(ABC):
         features at the cut."""
 
     @abstractmethod
+    def score_untuned(self, which: str, head: nn.Module) -> dict[str, float]:
+        """Metrics on ``which`` of the backbone's own features (as they were before training) through ``head``."""
+
+    @abstractmethod
     def training_sample(self, size: int) -> torch.Tensor:
         """Backbone features of a seeded sample of at most ``size`` training items (for `Head.initialize`)."""
 
@@ -93,15 +97,21 @@ class CachedFeatures(FeatureSource):
         outputs = {k: self._outputs(v, tuned) for k, v in self.set_features[which].items()}
         return self.evaluators[which].from_outputs(outputs, self._distractors(which, tuned))
 
+    def score_untuned(self, which: str, head: nn.Module) -> dict[str, float]:
+        outputs = {k: apply_head(head, v) for k, v in self.set_features[which].items()}
+        return self.evaluators[which].from_outputs(outputs, self._distractors(which, head))
+
     def _outputs(self, features: torch.Tensor, tuned: bool) -> np.ndarray:
         return head_outputs(self.model, features) if tuned else features.float().numpy()
 
-    def _distractors(self, which: str, tuned: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    def _distractors(self, which: str, tuned: bool | nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
         """The training items as extra old-class items for held-out-class queries of validation data held out of
-        the same data set (same class numbering); None otherwise."""
+        the same data set (same class numbering); None otherwise. ``tuned`` may be a head to apply instead."""
         if which != "validation" or self.distractor_labels is None:
             return None
-        return self._outputs(self.train_features["items"][0], tuned), self.distractor_labels
+        features = self.train_features["items"][0]
+        outputs = apply_head(tuned, features) if isinstance(tuned, nn.Module) else self._outputs(features, tuned)
+        return outputs, self.distractor_labels
 
     def training_sample(self, size: int) -> torch.Tensor:
         # rows of the columns' features taken as if concatenated, without concatenating them (they may be mapped)
@@ -141,6 +151,12 @@ class RawItems(FeatureSource):
         if tuned:
             return self.evaluators[which](lambda items: model.evaluation_outputs(items, size))
         return self.evaluators[which](lambda items: model.outputs(model.features, items, size))
+
+    def score_untuned(self, which: str, head: nn.Module) -> dict[str, float]:
+        model, size = self.model, self.batch_size
+        return self.evaluators[which](
+            lambda items: apply_head(head, torch.from_numpy(model.outputs(model.features, items, size)))
+        )
 
     def training_sample(self, size: int) -> torch.Tensor:
         items = [item for column in columns(self.data.train).values() for item in column]
@@ -243,8 +259,13 @@ def head_outputs(model: EmbeddingModel, features: torch.Tensor, batch_size: int 
     """The head applied to cached features (eval mode), in chunks; the features themselves without a head."""
     if model.head is None:
         return features.float().numpy()
-    model.head.eval()
-    device = next(model.head.parameters()).device
+    return apply_head(model.head, features, batch_size)
+
+
+def apply_head(head: nn.Module, features: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """``head`` (eval mode) applied to ``features`` in chunks, on the head's device."""
+    head.eval()
+    device = next(head.parameters()).device
     with torch.inference_mode():
-        chunks = [model.head(chunk.float().to(device)).float().cpu() for chunk in features.split(batch_size)]
+        chunks = [head(chunk.float().to(device)).float().cpu() for chunk in features.split(batch_size)]
     return torch.cat(chunks).numpy()

@@ -76,6 +76,7 @@ def selection_block(selection: Mapping[str, Any]) -> str:
     rows = []
     for candidate in selection.get("candidates", []):
         label = f"epoch {candidate['epoch']}" if candidate["epoch"] is not None else f"mix alpha={candidate['alpha']}"
+        label = "untuned backbone" if candidate.get("untuned") else label
         kept = (candidate["epoch"], candidate["alpha"]) == (selection.get("epoch"), selection.get("alpha"))
         cells = "".join(f'<td class="num">{format_value(candidate[k])}</td>' for k in ("score", "guard"))
         status = "kept" if kept else ("passes" if candidate["passed"] else "fails guard")

@@ -134,7 +134,9 @@ def facts(card: Mapping[str, Any], config: Mapping[str, Any], metrics: Mapping[s
 def verdict(selection: Mapping[str, Any]) -> str:
     """The selection's choice in one sentence: which candidate was kept, and why."""
     epoch, alpha, reason = selection.get("epoch"), selection.get("alpha"), selection.get("reason", "")
-    if epoch == 0:
+    if selection.get("untuned"):
+        kept = "Kept the untuned backbone"
+    elif epoch == 0:
         kept = "Kept the untrained start (epoch 0)"
     elif epoch is not None:
         kept = f"Kept epoch {epoch}"

@@ -124,3 +124,94 @@ def test_epoch_zero_of_the_default_head_retrieves_like_the_frozen_features(small
     run = finetuner.fit("test_cnn", small_data, output_dim=width // 2, **common)
     start, before = run.metrics["selection"]["candidates"][0], run.metrics["before"]
     assert start["score"] == pytest.approx(before["seen/map@r"], abs=0.15)
+
+
+def untuned_at(score: float, guard: float):
+    """An untuned candidate with fixed metrics; ``installed`` records whether selection returned it."""
+    from finetuner.training.selection import UntunedCandidate
+
+    installed = []
+    metrics = {"seen/map@r": score, "new/map@r": guard}
+    return UntunedCandidate("its own features", metrics, lambda: installed.append(1)), installed
+
+
+def test_the_untuned_backbone_is_returned_when_every_candidate_fails_the_guard():
+    # a random head's start is not the backbone: neither it, the epochs nor their mixes keep the new classes
+    trainer = fake_trainer(0.0, guard_of=lambda w: 0.5)
+    untuned, installed = untuned_at(0.4, 0.9)
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 0.9}, untuned=untuned)
+    run_epochs(selection, trainer, [0.8, 0.9])
+    assert installed and selection.summary["untuned"] and selection.summary["epoch"] is None
+    assert "lost on new classes" in selection.summary["reason"] and "untuned backbone" in selection.summary["reason"]
+    assert selection.result()["candidates"][-1]["untuned"]
+
+
+def test_the_untuned_backbone_is_returned_when_no_candidate_beats_it():
+    trainer = fake_trainer(0.1, guard_of=lambda w: 1.0)
+    untuned, installed = untuned_at(0.7, 1.0)
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 1.0}, untuned=untuned)
+    run_epochs(selection, trainer, [0.5, 0.6])  # every epoch passes the guard, none scores above the backbone
+    assert installed and selection.summary["untuned"] and "no trained candidate beat" in selection.summary["reason"]
+
+
+def test_a_candidate_that_beats_the_untuned_backbone_is_kept():
+    trainer = fake_trainer(0.1, guard_of=lambda w: 1.0)
+    untuned, installed = untuned_at(0.5, 1.0)
+    selection = ModelSelection("seen/map@r", "new/map@r", reference={"new/map@r": 1.0}, untuned=untuned)
+    run_epochs(selection, trainer, [0.6, 0.4])
+    assert not installed and selection.summary["epoch"] == 1 and float(trainer.model.w) == pytest.approx(0.6)
+
+
+def test_epochs_are_judged_on_validation_when_a_user_callback_evaluates_other_data(small_data, eval_data, tmp_path):
+    """The README's callback example: the user's EvaluationCallback writes eval/ on their own data, with no seen/
+    part; every epoch must still be a candidate scored on fit's validation (it used to keep epoch 0 only)."""
+    from finetuner.training import EvaluationCallback
+
+    run = finetuner.fit(
+        "test_cnn", small_data, pretrained=False, freeze=True, output_dim=8, epochs=2, batch_size=16,
+        cache_dir=tmp_path, val_split=0.25, val_class_split=0.3, callbacks=[EvaluationCallback(query_data=eval_data)],
+    )
+    epochs = [c["epoch"] for c in run.metrics["selection"]["candidates"] if c["epoch"] is not None]
+    assert epochs == [0, 1, 2] and "eval/map@r" in run.history[-1]
+
+
+@pytest.mark.parametrize("head", ["projection", "linear"])
+def test_a_head_that_only_loses_returns_the_untuned_backbone_reduced_by_pca(small_data, tmp_path, head):
+    """A random head of another width than the features, trained at a rate that wrecks it: fit returns the
+    backbone's features PCA-reduced to output_dim (a LinearHead), never something worse than that, and says so."""
+    from finetuner.tailor import LinearHead
+
+    run = finetuner.fit(
+        "test_cnn", small_data, pretrained=False, freeze=True, output_dim=4, head=head, epochs=2, batch_size=16,
+        learning_rate=50.0, grad_clip=None, cache_dir=tmp_path, val_split=0.25, val_class_split=0.3,
+    )
+    selection = run.metrics["selection"]
+    untuned = next(c for c in selection["candidates"] if c.get("untuned"))
+    assert selection["untuned"] and "untuned backbone" in selection["reason"]
+    assert isinstance(run.model.head, LinearHead) and run.model.embedding_dim() == 4
+    # the returned model is what the untuned candidate was scored as
+    assert run.metrics["after"]["seen/map@r"] == pytest.approx(untuned["score"], abs=1e-6)
+    assert run.metrics["after"]["new/map@r"] == pytest.approx(untuned["guard"], abs=1e-6)
+
+
+def test_refit_trains_the_chosen_epochs_again_on_training_and_validation_items(easy_data, eval_data, tmp_path):
+    common = dict(
+        pretrained=False, freeze=True, output_dim=8, head="linear", epochs=3, batch_size=16, learning_rate=1e-2,
+        cache_dir=tmp_path, val_split=0.25, val_class_split=0.3, guard_tolerance=None, test_data=eval_data,
+    )
+    validated = finetuner.fit("test_cnn", easy_data, refit=False, **common)
+    refit = finetuner.fit("test_cnn", easy_data, **common)  # refit=True is the default
+    kept = validated.metrics["selection"]["epoch"]
+    assert kept and "refit" not in validated.metrics["selection"]
+    assert refit.metrics["selection"]["refit"] == {"epochs": kept, "alpha": 1.0, "items": len(easy_data)}
+    # the validation figures are the validated model's; the test scores the model returned
+    assert refit.metrics["after"] == validated.metrics["after"]
+    assert refit.metrics["test"]["after"]["map@r"] == pytest.approx(
+        finetuner.evaluate(refit.model, eval_data)["map@r"], abs=1e-4
+    )
+    assert not torch.equal(refit.model.head.linear.weight, validated.model.head.linear.weight)
+
+
+def test_refit_must_be_a_bool():
+    with pytest.raises(ValueError, match="refit must be True or False"):
+        finetuner.config.EvalConfig(refit="yes")

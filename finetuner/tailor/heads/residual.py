@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from finetuner.tailor.heads.base import Head
+from finetuner.tailor.heads.linear import pca_projection
 
 
 class ResidualProjectionHead(Head, name="residual"):
@@ -90,31 +91,15 @@ class ResidualProjectionHead(Head, name="residual"):
             >>> head.initialize(torch.randn(100, 16))
         """
         features = torch.as_tensor(features)
-        if features.ndim != 2 or features.shape[1] != self.in_features or features.shape[0] < 2:
+        if features.ndim != 2 or features.shape[1] != self.in_features:
             raise ValueError(
                 f"initialize takes a sample of training features of shape (N >= 2, {self.in_features}), got "
                 f"{tuple(features.shape)}: pass the backbone's features of at least two training items."
             )
-        features = features.detach().to("cpu", torch.float64)
-        if not torch.isfinite(features).all():
-            raise ValueError("initialize got non-finite features (NaN or inf): check the backbone's outputs.")
-        mean = features.mean(0) if self.center else torch.zeros(self.in_features, dtype=torch.float64)
-        kept = min(self.in_features, self.out_features)
-        if self.out_features >= self.in_features:
-            components = torch.eye(self.in_features, dtype=torch.float64)  # a full rotation changes no ranking
-        else:
-            # eigenvectors of the (D, D) scatter matrix: a complete orthonormal basis, largest variance first,
-            # in O(N D^2) time and O(D^2) memory whatever N
-            centred = features - mean
-            _, vectors = torch.linalg.eigh(centred.T @ centred)
-            components = vectors.flip(1)[:, :kept].T
-            signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
-            components = components * torch.where(signs == 0, 1.0, signs)
-        weight = torch.zeros(self.out_features, self.in_features, dtype=torch.float64)
-        weight[:kept] = components
+        weight, bias = pca_projection(features, self.out_features, center=self.center)
         with torch.no_grad():
             self.linear.weight.copy_(weight.to(self.linear.weight.dtype))
-            self.linear.bias.copy_((-weight @ mean).to(self.linear.bias.dtype))
+            self.linear.bias.copy_(bias.to(self.linear.bias.dtype))
         self._zero_residual()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
