@@ -196,7 +196,9 @@ class OutputConfig:
         limit = self.save_total_limit
         require(limit >= 1, "save_total_limit", limit, "at least 1 checkpoint")
         if self.output_dir is not None and Path(self.output_dir).is_file():
-            raise ConfigError("output_dir", self.output_dir, "a folder", "It is a file: give a folder path (created if needed).")
+            raise ConfigError(
+                "output_dir", self.output_dir, "a folder", "It is a file: give a folder path (created if needed)."
+            )
         if self.resume_from is not None and not Path(self.resume_from).is_dir():
             raise ConfigError(
                 "resume_from",

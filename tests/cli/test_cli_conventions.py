@@ -36,7 +36,7 @@ def test_runtime_error_is_one_line_with_exit_1_and_usage_error_exit_2(tmp_path):
 
 def test_bad_option_value_names_the_option():
     result = runner.invoke(app, ["fit", "test_cnn", "fashion-mnist", "--output-dim", "-5"])
-    assert result.exit_code == 1 and "output_dim must be a positive size" in result.output
+    assert result.exit_code == 1 and "--output-dim must be a positive size" in result.output
 
 
 def test_debug_shows_the_traceback(tmp_path):
