@@ -69,7 +69,12 @@ class ModelConfig:
 
         check_fields(self)
         require(self.task in TASKS, "task", self.task, " or ".join(repr(task) for task in TASKS))
-        self.freeze = check_freeze(self.freeze)
+        try:
+            self.freeze = check_freeze(self.freeze)
+        except ValueError as error:
+            raise ConfigError(
+                "freeze", self.freeze, "a form finetuner.tailor.resolve_freeze takes", str(error)
+            ) from None
         dim = self.output_dim
         ok = dim is None or dim == "auto" or isinstance(dim, int) and dim >= 1
         require(ok, "output_dim", dim, "a positive size, 'auto' or None (no head)")
@@ -192,7 +197,10 @@ class OutputConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        self.report_to = check_tracker_names(self.report_to)
+        try:
+            self.report_to = check_tracker_names(self.report_to)
+        except ValueError as error:
+            raise ConfigError("report_to", self.report_to, "tracker names", str(error)) from None
         limit = self.save_total_limit
         require(limit >= 1, "save_total_limit", limit, "at least 1 checkpoint")
         if self.output_dir is not None and Path(self.output_dir).is_file():
