@@ -284,7 +284,7 @@ def _shown_default(name: str, default: Any) -> str:
 
 def _members(name: str) -> tuple[Any, ...]:
     """The types the `FitConfig` field ``name`` takes, None left out."""
-    from finetuner.config import FitConfig, SECTIONS
+    from finetuner.config import SECTIONS, FitConfig
     from finetuner.core.fields import field_types, type_members
 
     annotation = field_types(SECTIONS[FitConfig.option_names()[name]])[name]
