@@ -67,14 +67,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from finetuner.tailor import check_freeze
 
-        check_fields(self)
-        require(self.task in TASKS, "task", self.task, " or ".join(repr(task) for task in TASKS))
-        try:
+        try:  # before the types: its messages say which form is wrong
             self.freeze = check_freeze(self.freeze)
         except ValueError as error:
-            raise ConfigError(
-                "freeze", self.freeze, "a form finetuner.tailor.resolve_freeze takes", str(error)
-            ) from None
+            raise ConfigError("freeze", self.freeze, "a form resolve_freeze takes", str(error)) from None
+        check_fields(self)
+        require(self.task in TASKS, "task", self.task, " or ".join(repr(task) for task in TASKS))
         dim = self.output_dim
         ok = dim is None or dim == "auto" or isinstance(dim, int) and dim >= 1
         require(ok, "output_dim", dim, "a positive size, 'auto' or None (no head)")
