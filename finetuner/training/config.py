@@ -87,7 +87,8 @@ class TrainConfig:
         for name in ("gradient_accumulation_steps", "logging_steps"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "a positive number of steps")
         if self.mini_batch_size is not None:
-            require(self.mini_batch_size >= 1, "mini_batch_size", self.mini_batch_size, "a positive number of items or None")
+            size = self.mini_batch_size
+            require(size >= 1, "mini_batch_size", size, "a positive number of items or None")
         if self.matryoshka_dims is not None:
             dims = self.matryoshka_dims
             require(bool(dims) and min(dims) >= 1, "matryoshka_dims", dims, "positive embedding sizes such as 256,64")
