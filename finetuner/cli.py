@@ -12,15 +12,15 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
-import rich.markup
 import typer
 
 app = typer.Typer(
     help="Turn a pretrained model into a task-specific embedding model or classifier, on your own data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
 
 
@@ -47,7 +47,14 @@ def _parse_freeze(value: str) -> bool | str | list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError)
+USER_ERRORS = (ValueError, OSError, KeyError)
+
+
+def _error_line(error: Exception) -> str:
+    """One line for a failure: an OSError names its path (``[Errno 2]`` and its kin said in words)."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}"
+    return str(error)
 
 
 def _version(value: bool) -> None:
@@ -85,16 +92,26 @@ def command(name: str | None = None) -> Callable[[Callable[..., None]], Callable
                 if (ctx.find_root().obj or {}).get("debug"):
                     raise
                 hint = "" if isinstance(error, USER_ERRORS) else " (run with --debug for the traceback)"
-                typer.secho(f"error: {error}{hint}", fg=typer.colors.RED, err=True)
+                typer.secho(f"error: {_error_line(error)}{hint}", fg=typer.colors.RED, err=True)
                 raise typer.Exit(code=1) from None
 
         signature = inspect.signature(function, eval_str=True)
+        for parameter in signature.parameters.values():
+            _plain_flag(parameter.annotation)
         context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
         guarded.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])
         app.command(name)(guarded)
         return function
 
     return register
+
+
+def _plain_flag(annotation: Any) -> None:
+    """A bool option is a flag: no ``<bool>`` value column in the help."""
+    if get_origin(annotation) is Annotated and get_args(annotation)[0] in (bool, bool | None):
+        for info in get_args(annotation)[1:]:
+            if isinstance(info, typer.models.OptionInfo) and info.metavar is None:
+                info.metavar = ""
 
 
 @command("list-models")
@@ -119,7 +136,7 @@ def display(
     from finetuner.api import display as display_model
     from finetuner.model import is_saved_model
 
-    size = tuple(int(v) for v in input_size.split(",")) if input_size else None
+    size = _parse_shape(input_size)
     if is_saved_model(model):
         from finetuner.api import load
 
@@ -149,7 +166,7 @@ def fit(
     embedded Fashion-MNIST subset. Every option of finetuner.fit is here, with the same defaults; --config reads a
     file written by --print-config (options given here override it)."""
     _setup_logging(verbose)
-    from finetuner.config import FitConfig
+    from finetuner.config import ConfigError, FitConfig
 
     given = {name: _parse_option(name, value) for name, value in options.items() if value is not None}
     if model is None and train_data is None:
@@ -158,7 +175,10 @@ def fit(
     if model is None or train_data is None:
         raise typer.BadParameter("give both MODEL and TRAIN_DATA, or neither for the demo")
     base = FitConfig.load(config) if config is not None else None
-    fit_config = FitConfig.from_options(base, **given)
+    try:
+        fit_config = FitConfig.from_options(base, **given)
+    except ConfigError as error:
+        raise error.renamed("--" + _flag(error.field)) from None
     if fit_config.output.output_dir is None:
         fit_config.output.output_dir = CLI_OUTPUT_DIR
     if print_config:
@@ -181,7 +201,10 @@ def fit(
 
 
 def _fit_signature() -> inspect.Signature:
-    """`fit`'s CLI parameters: its own, then one option per `FitConfig` field (defaults live in FitConfig)."""
+    """`fit`'s CLI parameters: its own, then one option per `FitConfig` field, each with its default (from
+    FitConfig) and a metavar from its type."""
+    from rich.markup import escape
+
     from finetuner.config import SECTIONS
 
     own = [
@@ -201,15 +224,19 @@ def _fit_signature() -> inspect.Signature:
             if field.name in NOT_ON_THE_CLI:
                 continue
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-            kind = bool | None if field.type == "bool" else str | None
-            # rich reads "[...]" as markup: escaped, the default shows as written
-            text = rich.markup.escape(f"{helps.get(field.name, '')} [default: {_shown(default)}]".replace("``", ""))
-            fields.append(_option(field.name, kind, text, panel=f"{section} settings", metavar=_metavar(field.type)))
+            flag = field.type == "bool"
+            text = f"{helps.get(field.name, '')} [default: {_shown_default(field.name, default)}]"
+            kind = bool | None if flag else str | None
+            metavar = _metavar(field.name)
+            fields.append(
+                _option(field.name, kind, escape(text.replace("``", "")), panel=f"{section} settings", metavar=metavar)
+            )
     return inspect.Signature(own + fields)
 
 
 def _argument(name: str, help: str) -> inspect.Parameter:
-    annotation = Annotated[str | None, typer.Argument(help=help, show_default=False)]
+    argument = typer.Argument(help=help, show_default=False, metavar=name.upper())
+    annotation = Annotated[str | None, argument]
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
 
 
@@ -230,27 +257,43 @@ def _option(
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _shown(default: Any) -> str:
-    """A default as the command line writes it: true/false, none, JSON for mappings and lists."""
-    if isinstance(default, bool) or default is None:
-        return str(default).lower()
-    if isinstance(default, (dict, list, tuple)):
+_METAVARS = {"freeze": "BOOL|first:N|NAMES", "output_dim": "INT|auto", "lora": "BOOL|JSON", "num_workers": "INT|auto"}
+
+
+def _metavar(name: str) -> str:
+    """What a value of the `FitConfig` field ``name`` looks like, from its annotation: INT, FLOAT, TEXT, JSON,
+    N,N,... (a few fields that take one word besides their type say so)."""
+    if name in _METAVARS:
+        return _METAVARS[name]
+    members = set(_members(name))
+    if any(get_origin(m) is dict for m in members):
+        return "JSON"
+    if any(get_origin(m) in (tuple, list) for m in members) and str not in members:
+        return "N,N,..."
+    for kind, shown in ((int, "INT"), (float, "FLOAT")):
+        if kind in members:
+            return shown
+    return "TEXT"
+
+
+def _shown_default(name: str, default: Any) -> str:
+    """A default as the option takes it: ``1,5,10``, ``{}``, ``None``; a flag by its name (``no-compile``)."""
+    if isinstance(default, bool) and _members(name) == (bool,):
+        return _flag(name) if default else f"no-{_flag(name)}"
+    if isinstance(default, tuple):
+        return ",".join(str(v) for v in default) or "none"
+    if isinstance(default, dict):
         return json.dumps(default)
     return str(default)
 
 
-def _metavar(annotation: str) -> str:
-    """What a value looks like, from the field's annotation: INT, FLOAT, TEXT, JSON, N,N,... or INT|auto."""
-    if annotation.startswith("int | str"):
-        return "INT|auto"
-    if "dict" in annotation:
-        return "JSON"
-    if "tuple" in annotation or annotation.startswith("list"):
-        return "N,N,..." if "int" in annotation else "A,B,..."
-    for name, shown in (("float", "FLOAT"), ("int", "INT")):
-        if annotation.split(" | ")[0] == name:
-            return shown
-    return "TEXT"
+def _members(name: str) -> tuple[Any, ...]:
+    """The types the `FitConfig` field ``name`` takes, None left out."""
+    from finetuner.config import SECTIONS, FitConfig
+    from finetuner.core.fields import field_types, type_members
+
+    annotation = field_types(SECTIONS[FitConfig.option_names()[name]])[name]
+    return tuple(m for m in type_members(annotation) if m is not type(None))
 
 
 def _attribute_help(cls: type) -> dict[str, str]:
@@ -270,33 +313,49 @@ def _attribute_help(cls: type) -> dict[str, str]:
 
 
 def _parse_option(name: str, text: Any) -> Any:
-    """A CLI value for the `FitConfig` field ``name``: JSON (numbers, true/false, null, {...} objects), comma
-    lists for shapes and cut-offs, ``freeze`` values, else the text itself."""
+    """A CLI value for the `FitConfig` field ``name``, read by the field's type: text fields keep the text, list
+    fields split at commas (``1,5,10``), ``freeze`` takes its own forms, the rest is JSON (numbers, true/false,
+    null or None, {...} objects); the typed config then checks it (`finetuner.core.fields`)."""
     if isinstance(text, bool):
         return text
     if name == "freeze":
         return _parse_freeze(text)
-    if name in ("input_size", "k", "matryoshka_dims"):
-        try:
-            return tuple(int(v) for v in text.split(","))
-        except ValueError:
-            raise typer.BadParameter(f"--{_flag(name)} takes integers separated by commas, got {text!r}") from None
+    members = _members(name)
+    if text.strip() in ("None", "none", "null"):
+        return None
+    if set(members) <= {str, Any}:
+        return text
+    if str not in members and any(get_origin(m) in (tuple, list) for m in members):
+        return tuple(_number(v.strip()) for v in text.split(","))
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError:
-        if text.lstrip().startswith("{"):
+        if text.lstrip().startswith(("{", "[")):
             raise typer.BadParameter(f"--{_flag(name)} is not valid JSON: {text}") from None
         return text
-    if name in _TEXT_FIELDS and value is not None:
+
+
+def _number(text: str) -> Any:
+    """``text`` as an int when it is one (the typed config refuses the rest by name)."""
+    try:
+        return int(text)
+    except ValueError:
         return text
-    return value
+
+
+def _parse_shape(text: str | None, flag: str = "--input-size") -> tuple[int, ...] | None:
+    """``3,224,224`` as a shape, or a `ConfigError` naming ``flag``."""
+    from finetuner.core.fields import parse_value, require
+
+    if text is None:
+        return None
+    shape = parse_value(flag, tuple(_number(v.strip()) for v in text.split(",")), tuple[int, ...])
+    require(min(shape) >= 1, flag, shape, "positive sizes such as 3,224,224")
+    return shape
 
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
-
-
-_TEXT_FIELDS = ("layer_name", "optimizer", "scheduler", "loss", "miner", "head", "device", "output_dir", "cache_dir")
 
 
 fit.__signature__ = _fit_signature()
@@ -347,7 +406,7 @@ def probe(
     from finetuner.probing import plot_leaderboard
 
     chosen: Any = layers if layers == "auto" else int(layers) if layers.isdigit() else layers.split(",")
-    size = _parse_option("input_size", input_size) if input_size else None
+    size = _parse_shape(input_size)
     splits = {"val_split": val_split, "val_class_split": val_class_split}
     common = {"pretrained": pretrained, "input_size": size} | {k: v for k, v in splits.items() if v is not None}
     board = finetuner.probe(model, train_data, eval_data, layers=chosen, heads=heads.split(","), **common)
@@ -411,6 +470,7 @@ def export(
         typer.Option(help="real items to check the export on: an image folder, or a text file with one per line "
                      "(default: the training items saved with the model)"),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a file already at OUTPUT")] = False,
 ) -> None:
     """Export a saved model to another tool's format, checked against the model itself on real items."""
     from finetuner.api import load
@@ -420,7 +480,7 @@ def export(
     options = {} if normalize else {"normalize": False}
     if check_items is not None:
         options["check_items"] = check_items if Path(check_items).is_dir() else _read_items(check_items)
-    path = load(model).export(output, format, **options)
+    path = load(model).export(output, format, overwrite=overwrite, **options)
     typer.echo(f"wrote {path}")
 
 
@@ -455,6 +515,10 @@ def search(
     from finetuner.api import load
     from finetuner.search import Index
 
+    if not (index_folder / "model.txt").is_file():
+        raise FileNotFoundError(
+            f"{index_folder} is no index folder: build one with `finetuner index MODEL DATA --output {index_folder}`."
+        )
     model_folder = model or Path((index_folder / "model.txt").read_text().strip())
     found = Index.load(index_folder).search_results(load(model_folder).encode(queries), k)
     for query, results in zip(queries, found):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetuner.core.fields import ConfigError, check_fields, require
 from finetuner.inference import check_engine
 from finetuner.training.config import TrainConfig
 from finetuner.training.trackers import check_tracker_names
@@ -58,7 +59,7 @@ class ModelConfig:
     output_dim: int | str | None = None
     layer_name: str | None = None
     head: Any = "residual"
-    lora: bool | dict[str, Any] | None = None
+    lora: bool | dict[str, Any] | Any | None = None  # Any: a peft.LoraConfig
     pretrained: bool = True
     input_size: tuple[int, ...] | None = None
     example_input: Any = None
@@ -67,16 +68,18 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from finetuner.tailor import check_freeze
 
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
-        self.freeze = check_freeze(self.freeze)
-        auto = self.output_dim == "auto"
-        if self.output_dim is not None and not auto and (not isinstance(self.output_dim, int) or self.output_dim < 1):
-            raise ValueError(f"output_dim must be a positive size, 'auto' or None (no head), got {self.output_dim!r}.")
+        try:  # before the types: its messages say which form is wrong
+            self.freeze = check_freeze(self.freeze)
+        except ValueError as error:
+            raise ConfigError("freeze", self.freeze, "a form resolve_freeze takes", str(error)) from None
+        check_fields(self)
+        require(self.task in TASKS, "task", self.task, " or ".join(repr(task) for task in TASKS))
+        dim = self.output_dim
+        ok = dim is None or dim == "auto" or isinstance(dim, int) and dim >= 1
+        require(ok, "output_dim", dim, "a positive size, 'auto' or None (no head)")
         if self.input_size is not None:
-            self.input_size = tuple(self.input_size)
-            if not all(isinstance(v, int) and v > 0 for v in self.input_size):
-                raise ValueError(f"input_size must be positive ints such as (3, 224, 224), got {self.input_size}.")
+            ok = bool(self.input_size) and min(self.input_size) >= 1
+            require(ok, "input_size", self.input_size, "positive sizes such as 3,224,224")
 
 
 @dataclass
@@ -104,12 +107,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         from finetuner.data import DataKind
 
+        check_fields(self)
         kinds = [kind.value for kind in DataKind]
-        if str(self.kind) not in kinds:
-            raise ValueError(f"kind must be one of {kinds}, got {self.kind!r}.")
+        require(str(self.kind) in kinds, "kind", self.kind, "one of " + ", ".join(kinds))
         for name in ("val_split", "val_class_split"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+            require(0 <= getattr(self, name) < 1, name, getattr(self, name), "a fraction in [0, 1)")
 
 
 @dataclass
@@ -135,16 +137,13 @@ class CacheConfig:
     cache_engine: str = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.cache_views, bool) or not isinstance(self.cache_views, int) or self.cache_views < 1:
-            raise ValueError(
-                f"cache_views must be a whole number of at least 1 (1: no augmentation), got {self.cache_views!r}."
-            )
-        if self.cache_dtype not in ("float32", "float16"):
-            raise ValueError(f"cache_dtype must be 'float32' or 'float16', got {self.cache_dtype!r}.")
-        if isinstance(self.cache_max_memory, bool) or self.cache_max_memory < 0:
-            raise ValueError(
-                f"cache_max_memory must be a number of bytes (0: always memory-map), got {self.cache_max_memory!r}."
-            )
+        check_fields(self)
+        require(self.cache_views >= 1, "cache_views", self.cache_views, "at least 1 (1: no augmentation)")
+        require(self.cache_dtype in ("float32", "float16"), "cache_dtype", self.cache_dtype, "'float32' or 'float16'")
+        memory = self.cache_max_memory
+        require(memory >= 0, "cache_max_memory", memory, "a number of bytes (0: always memory-map)")
+        if self.cache_dir is not None and Path(self.cache_dir).is_file():
+            raise ConfigError("cache_dir", self.cache_dir, "a folder", "It is a file: give a folder path.")
         check_engine(self.cache_engine, "cache_engine")
 
 
@@ -174,15 +173,14 @@ class EvalConfig:
     refit: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.refit, bool):
-            raise ValueError(f"refit must be True or False, got {self.refit!r}.")
-        if self.eval_steps is not None and (isinstance(self.eval_steps, bool) or self.eval_steps < 1):
-            raise ValueError(f"eval_steps must be a positive number of steps or None, got {self.eval_steps!r}.")
-        self.k = (self.k,) if isinstance(self.k, int) else tuple(self.k)
-        if not self.k or not all(isinstance(v, int) and v > 0 for v in self.k):
-            raise ValueError(f"k must be positive cut-offs such as (1, 5, 10), got {self.k}.")
-        if self.guard_tolerance is not None and not 0 <= self.guard_tolerance <= 1:
-            raise ValueError(f"guard_tolerance must be in [0, 1] or None, got {self.guard_tolerance}.")
+        check_fields(self)
+        steps = self.eval_steps
+        require(steps is None or steps >= 1, "eval_steps", steps, "a positive number of steps or None")
+        require(bool(self.k) and min(self.k) >= 1, "k", self.k, "positive cut-offs such as 1,5,10")
+        if self.max_queries is not None:
+            require(self.max_queries >= 1, "max_queries", self.max_queries, "a positive number or None (all)")
+        tolerance = self.guard_tolerance
+        require(tolerance is None or 0 <= tolerance <= 1, "guard_tolerance", tolerance, "in [0, 1] or None (no guard)")
 
 
 @dataclass
@@ -201,19 +199,27 @@ class OutputConfig:
     output_dir: str | None = None
     resume_from: str | None = None
     save_total_limit: int = 2
-    report_to: tuple[str, ...] = ()
+    report_to: str | tuple[str, ...] | None = ()  # a name, a comma list or names: stored as a tuple
     verbose: bool = True
 
     def __post_init__(self) -> None:
-        self.report_to = check_tracker_names(self.report_to)
-        if isinstance(self.save_total_limit, bool) or self.save_total_limit < 1:
-            raise ValueError(f"save_total_limit must be at least 1 checkpoint, got {self.save_total_limit!r}.")
+        check_fields(self)
+        try:
+            self.report_to = check_tracker_names(self.report_to)
+        except ValueError as error:
+            raise ConfigError("report_to", self.report_to, "tracker names", str(error)) from None
+        limit = self.save_total_limit
+        require(limit >= 1, "save_total_limit", limit, "at least 1 checkpoint")
         if self.output_dir is not None and Path(self.output_dir).is_file():
-            raise ValueError(f"output_dir {self.output_dir} is a file: give a folder path (it is created if needed).")
+            raise ConfigError(
+                "output_dir", self.output_dir, "a folder", "It is a file: give a folder path (created if needed)."
+            )
         if self.resume_from is not None and not Path(self.resume_from).is_dir():
-            raise FileNotFoundError(
-                f"resume_from={self.resume_from} is not a folder: give the checkpoints folder a previous run wrote "
-                "(output_dir/checkpoints)."
+            raise ConfigError(
+                "resume_from",
+                self.resume_from,
+                "an existing folder",
+                "Give the checkpoints folder a previous run wrote (output_dir/checkpoints).",
             )
 
 
@@ -253,15 +259,15 @@ class FitConfig:
     def from_options(cls, base: FitConfig | Mapping[str, Any] | None = None, **options: Any) -> FitConfig:
         """A config from flat options (``epochs=5``) on top of ``base`` (a `FitConfig` or its `to_dict`).
 
-        Unknown names raise a ValueError naming the closest known ones.
+        Every value is parsed by its field's type and range (`finetuner.core.fields`): a wrong one is a
+        `ConfigError` naming the field, the value and what is expected; an unknown name is a ValueError naming
+        the closest known ones.
         """
         values = cls._as_dict(base)
         names = cls.option_names()
         for name, value in options.items():
             if name not in names:
-                close = difflib.get_close_matches(name, list(names), n=3)
-                hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"Unknown fit option {name!r}.{hint} FitConfig.option_names() lists them all.")
+                raise ValueError(f"{_unknown(name, names, 'fit option')} FitConfig.option_names() lists them all.")
             values[names[name]][name] = value
         return cls(**{section: SECTIONS[section](**fields) for section, fields in values.items()})
 
@@ -271,10 +277,25 @@ class FitConfig:
             return {section: {} for section in SECTIONS}
         if isinstance(base, FitConfig):
             return {section: dict(vars(getattr(base, section))) for section in SECTIONS}
-        unknown = set(base) - set(SECTIONS)
-        if unknown:
-            raise ValueError(f"Unknown config sections {sorted(unknown)}: the sections are {list(SECTIONS)}.")
-        return {section: dict(base.get(section) or {}) for section in SECTIONS}
+        names = cls.option_names()
+        flat = [key for key in base if key not in SECTIONS and key in names]
+        if flat:
+            places = "; ".join(f"{key} belongs under {names[key]}:" for key in flat)
+            raise ValueError(f"A config file holds sections {list(SECTIONS)}, not flat settings: {places}.")
+        for key in base:
+            if key not in SECTIONS:
+                raise ValueError(f"{_unknown(key, SECTIONS, 'config section')} The sections are {list(SECTIONS)}.")
+        values = {}
+        for section, fields in ((section, base.get(section)) for section in SECTIONS):
+            if fields is not None and not isinstance(fields, Mapping):
+                raise ConfigError(section, fields, f"a mapping of {section} settings (name: value)")
+            for key in fields or {}:
+                if names.get(key) != section:
+                    where = f"{key} belongs under {names[key]}:, not {section}:." if key in names else None
+                    own = {f.name for f in dataclasses.fields(SECTIONS[section])}
+                    raise ValueError(where or _unknown(key, own, f"{section} setting"))
+            values[section] = dict(fields or {})
+        return values
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The JSON-serialisable sections (objects such as a custom head or loss appear by their class name)."""
@@ -298,7 +319,13 @@ class FitConfig:
             raise ValueError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from None
         if not isinstance(data, dict):
             raise ValueError(f"Config file {path} must hold a mapping of sections {list(SECTIONS)}.")
-        return cls.from_options(data)
+        try:
+            return cls.from_options(data)
+        except ConfigError as error:
+            section = cls.option_names().get(error.field)
+            raise error.renamed(f"{path}: {section}.{error.field}" if section else f"{path}: {error.field}") from None
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
     def save(self, path: str | Path) -> Path:
         """Write the config as JSON, or YAML for a ``.yaml``/``.yml`` path."""
@@ -311,6 +338,12 @@ class FitConfig:
         else:
             path.write_text(json.dumps(data, indent=2))
         return path
+
+
+def _unknown(name: Any, known: Any, what: str) -> str:
+    """``Unknown <what> 'name'.`` with the closest known names."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3)
+    return f"Unknown {what} {name!r}." + (f" Did you mean {', '.join(close)}?" if close else "")
 
 
 def _jsonable(value: Any) -> Any:

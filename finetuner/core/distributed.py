@@ -38,8 +38,17 @@ def init_distributed() -> bool:
         >>> init_distributed()  # plain `python`: nothing to join
         False
     """
-    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+    size = os.environ.get("WORLD_SIZE", "1")
+    if not size.strip().isdigit():
+        raise ValueError(f"WORLD_SIZE={size!r} is not a number of processes: unset it, or start with torchrun.")
+    if int(size) <= 1:
         return False
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise ValueError(
+            f"WORLD_SIZE={size} is set but {', '.join(missing)} not: start with torchrun "
+            "(torchrun --nproc_per_node=N ...), or unset WORLD_SIZE for one process."
+        )
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():

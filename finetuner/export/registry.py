@@ -36,23 +36,34 @@ def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
     return FORMATS.register(name)
 
 
-def export_model(model: EmbeddingModel, path: str | Path, format: str = "onnx", **options: Any) -> Path:
+def export_model(
+    model: EmbeddingModel, path: str | Path, format: str = "onnx", *, overwrite: bool = False, **options: Any
+) -> Path:
     """Write ``model`` to ``path`` in ``format`` (see `FORMATS`); ``options`` go to that format's exporter.
 
     Args:
         model: the model to export, on the CPU with LoRA adapters merged (``EmbeddingModel.export`` sees to that).
         path: a file (``onnx``, ``onnx-int8``) or a folder (``sentence-transformers``, ``timm``).
         format: one of `FORMATS`.
+        overwrite: replace a file already at ``path`` (without it an existing file is refused, so a folder format
+            never replaces a file the user owns with a folder).
         **options: the exporter's options, e.g. ``normalize=False`` for ``onnx``.
 
     Returns:
         ``path`` as a `Path`.
 
     Raises:
-        ValueError: an unknown format, or a model the format cannot represent exactly (the message says why).
+        ValueError: an unknown format, a model the format cannot represent exactly (the message says why), a file
+            at ``path`` without ``overwrite``, or a folder at ``path`` for a format that writes one file.
 
     Example:
         >>> export_model(model, "out/model.onnx", format="onnx")  # doctest: +SKIP
         PosixPath('out/model.onnx')
     """
-    return FORMATS.get(format)(model, Path(path), **options)
+    exporter, path = FORMATS.get(format), Path(path)
+    if path.is_file() and not overwrite:
+        raise ValueError(f"{path} is an existing file: pass overwrite=True (CLI: --overwrite) to replace it.")
+    try:
+        return exporter(model, path, **options)
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder: format {format!r} writes one file; give a file path.") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from finetuner.core.fields import check_fields, require
+
 EMBEDDING_LEARNING_RATE = 1e-4  # frozen-probe recipe chosen on validation splits (QUALITY.md)
 CLASSIFICATION_LEARNING_RATE = 1e-3
 
@@ -79,33 +81,32 @@ class TrainConfig:
     miner_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2, got {self.batch_size}.")
+        check_fields(self)  # types first: the checks below compare values of the right type
+        require(self.epochs >= 1, "epochs", self.epochs, "at least 1")
+        require(self.batch_size >= 2, "batch_size", self.batch_size, "at least 2 (a batch needs two items to compare)")
         for name in ("gradient_accumulation_steps", "logging_steps"):
-            if _not_positive(getattr(self, name)):
-                raise ValueError(f"{name} must be a positive number of steps, got {getattr(self, name)!r}.")
-        if self.mini_batch_size is not None and _not_positive(self.mini_batch_size):
-            raise ValueError(f"mini_batch_size must be a positive number of items or None, got {self.mini_batch_size}.")
+            require(getattr(self, name) >= 1, name, getattr(self, name), "a positive number of steps")
+        if self.mini_batch_size is not None:
+            size = self.mini_batch_size
+            require(size >= 1, "mini_batch_size", size, "a positive number of items or None")
         if self.matryoshka_dims is not None:
-            self.matryoshka_dims = tuple(self.matryoshka_dims)
-            if not self.matryoshka_dims or any(_not_positive(d) for d in self.matryoshka_dims):
-                raise ValueError(
-                    f"matryoshka_dims must be positive embedding sizes such as (256, 64), got {self.matryoshka_dims!r}."
-                )
+            dims = self.matryoshka_dims
+            require(bool(dims) and min(dims) >= 1, "matryoshka_dims", dims, "positive embedding sizes such as 256,64")
         for name in ("learning_rate", "backbone_learning_rate"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive (or None for the default), got {value}.")
-        if self.scheduler not in (None, "cosine", "linear"):
-            raise ValueError(f"scheduler must be None, 'cosine' or 'linear', got {self.scheduler!r}.")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}.")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
-        if self.grad_clip is not None and not (0 < self.grad_clip < float("inf")):
-            raise ValueError(f"grad_clip must be a positive number (e.g. 1.0), or None for none; got {self.grad_clip}.")
+            require(value is None or value > 0, name, value, "a positive number (or None for the default)")
+        require(self.loss_learning_rate > 0, "loss_learning_rate", self.loss_learning_rate, "a positive number")
+        require(self.scheduler in (None, "cosine", "linear"), "scheduler", self.scheduler, "None, 'cosine' or 'linear'")
+        precisions = ("auto", "fp32", "bf16", "fp16")
+        require(self.precision in precisions, "precision", self.precision, "one of " + ", ".join(precisions))
+        require(0 <= self.warmup_ratio < 1, "warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        if self.grad_clip is not None:
+            require(self.grad_clip > 0, "grad_clip", self.grad_clip, "a positive number such as 1.0, or None for none")
+        require(self.seed >= 0, "seed", self.seed, "a whole number of at least 0")
+        require(self.num_items_per_class >= 1, "num_items_per_class", self.num_items_per_class, "at least 1")
+        workers = self.num_workers
+        ok = workers == "auto" or isinstance(workers, int) and workers >= 0
+        require(ok, "num_workers", workers, "'auto' or a number of DataLoader workers (0: the main process)")
 
     def default_learning_rate(self, task: str = "embedding") -> float:
         """``learning_rate``, or the measured default of ``task`` when it is None.
@@ -126,6 +127,3 @@ class TrainConfig:
                 values[key] = type(values[key]).__name__
         return values
 
-
-def _not_positive(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or value < 1

@@ -305,6 +305,7 @@ class Trainer:
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "callbacks": [(type(callback).__name__, callback.state_dict()) for callback in self.callbacks],
+            "objective": objective_name(self.loss),
         }
 
     def resume_from(self, state: dict[str, Any]) -> None:
@@ -323,6 +324,12 @@ class Trainer:
             raise ValueError(
                 f"{source} was written for another model: {problems}. Resume with the same model, layer_name, "
                 "head and output_dim as the run that wrote it, or start without resume_from."
+            )
+        saved, objective = state.get("objective"), objective_name(self.loss)
+        if saved is not None and saved != objective:  # checkpoints from before the objective was saved pass
+            raise ValueError(
+                f"{source} was trained with the loss {saved}, this run uses {objective}: resume with the same loss "
+                "(and loss_options), or start without resume_from (CLI: without --resume, or another --output-dir)."
             )
         if state["epoch"] > self.config.epochs:
             raise ValueError(
@@ -366,3 +373,16 @@ def _format(record: dict[str, Any]) -> str:
     shown = [f"loss={record['loss']:.4f}"] if "loss" in record else []
     validation = [f"{k}={record['eval/' + k]:.4f}" for k in _LOGGED if "eval/" + k in record]
     return " ".join(shown + (["validation:", *validation] if validation else []))
+
+
+def objective_name(loss: nn.Module) -> str:
+    """The loss by its class, wrappers with their inner loss (``MatryoshkaLoss(TripletMarginLoss)``): what a
+    resumed run must train with again.
+
+    Example:
+        >>> objective_name(torch.nn.CrossEntropyLoss())
+        'CrossEntropyLoss'
+    """
+    inner = getattr(loss, "loss", None)
+    name = type(loss).__name__
+    return f"{name}({objective_name(inner)})" if isinstance(inner, nn.Module) and inner is not loss else name

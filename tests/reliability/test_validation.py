@@ -9,13 +9,13 @@ from finetuner.training import TrainConfig
 
 @pytest.mark.parametrize("grad_clip", [0, -1.0, float("inf"), float("nan")])
 def test_grad_clip_must_be_positive(grad_clip):
-    with pytest.raises(ValueError, match="grad_clip must be a positive number"):
+    with pytest.raises(ValueError, match="grad_clip must be (a positive|a finite) number"):
         TrainConfig(grad_clip=grad_clip)
 
 
 @pytest.mark.parametrize("views", [0, -2, 1.5])
 def test_cache_views_must_be_a_whole_number_of_at_least_one(arrays, tmp_path, views):
-    with pytest.raises(ValueError, match="cache_views must be a whole number of at least 1"):
+    with pytest.raises(ValueError, match="cache_views must be (a whole number|at least 1)"):
         finetuner.fit("test_cnn", arrays, pretrained=False, freeze=True, output_dim=8, epochs=1, batch_size=8,
                       cache_views=views, cache_dir=tmp_path)
 

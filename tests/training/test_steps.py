@@ -96,7 +96,7 @@ def test_eval_steps_evaluate_between_epochs_but_not_twice_at_an_epoch_end():
     ("options", "message"),
     [
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be a positive number of steps"),
-        ({"logging_steps": 1.5}, "logging_steps must be a positive number of steps"),
+        ({"logging_steps": 1.5}, "logging_steps must be a whole number"),
         ({"mini_batch_size": 0}, "mini_batch_size must be a positive number of items"),
         ({"matryoshka_dims": (64, 0)}, "matryoshka_dims must be positive embedding sizes"),
     ],

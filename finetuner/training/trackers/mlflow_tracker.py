@@ -52,8 +52,17 @@ class MLflowTracker(Tracker):
         if self.tracking_uri.startswith("file:"):
             # MLflow 3 asks file stores to opt in; a local, offline store is what this tracker is for.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        elif self.tracking_uri.startswith(("http:", "https:")):  # a server that does not answer fails in seconds
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         self.client = MlflowClient(self.tracking_uri)
-        found = self.client.get_experiment_by_name(self.experiment)
+        try:
+            found = self.client.get_experiment_by_name(self.experiment)
+        except Exception as error:  # noqa: BLE001 - any failure to reach the store is the same user error
+            raise ConnectionError(
+                f"MLflow at {self.tracking_uri} did not answer ({type(error).__name__}): check MLFLOW_TRACKING_URI, "
+                "or unset it to log to the local store under output_dir/logs."
+            ) from None
         experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
         self.run_id = self.client.create_run(experiment_id, run_name=self.run_name).info.run_id
         # MLflow caps parameter values at 6000 characters.
