@@ -142,6 +142,7 @@ def fit(
     data = _fit.prepare_data(train_data, eval_data, test_data, config)
     config, probed, built = _fit.choose_layer_and_head(model, data, config)  # built: the probe's backbone, or model
     net = build_model(built, config.model, classes=data.classes)
+    _fit.check_data(net, data)  # a text model on image files, empty texts, texts for an image model: refused
     _fit.apply_data_options(net, config)
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)

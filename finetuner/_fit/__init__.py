@@ -3,7 +3,15 @@ choices (`auto`), plan the training on the `FeatureSource` that serves the run (
 outputs behind (`outputs`)."""
 
 from finetuner._fit.auto import choose_layer_and_head
-from finetuner._fit.data import FitData, apply_data_options, build_objective, columns, data_kind, prepare_data
+from finetuner._fit.data import (
+    FitData,
+    apply_data_options,
+    build_objective,
+    check_data,
+    columns,
+    data_kind,
+    prepare_data,
+)
 from finetuner._fit.outputs import card_data, retrieval_examples, write_outputs
 from finetuner._fit.plan import (
     TrainingPlan,
@@ -27,6 +35,7 @@ __all__ = [
     "apply_data_options",
     "build_objective",
     "card_data",
+    "check_data",
     "choose_layer_and_head",
     "choose_source",
     "columns",

@@ -125,6 +125,22 @@ def data_kind(config: FitConfig) -> DataKind:
     return DataKind.SCORED_PAIRS if pair_loss.uses_scores else DataKind.PAIRS
 
 
+def check_data(model: EmbeddingModel, data: FitData) -> None:
+    """Refuse data the model would read wrongly, before anything runs: each preprocessing that can tell
+    (``check_items``: a text model given image files or empty texts, an image model given texts or missing files)
+    looks at every column of the training, validation and test data."""
+    check = getattr(model.preprocessing, "check_items", None)
+    if check is None:  # kinds that take anything they can load (image-text pairs, vectors)
+        return
+    for part, records in (("training", data.train), ("validation", data.eval), ("test", data.test)):
+        if isinstance(records, LabeledData):
+            check(records.items, f"the {part} data")
+        elif isinstance(records, PairData):
+            for column in ("queries", "documents", "negatives"):
+                if getattr(records, column) is not None:
+                    check(getattr(records, column), f"the {part} data's {column}")
+
+
 def apply_data_options(model: EmbeddingModel, config: FitConfig) -> None:
     """``augment=False`` trains on the evaluation transform."""
     if not config.data.augment and getattr(model.preprocessing, "augment", None) is not None:

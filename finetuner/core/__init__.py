@@ -20,6 +20,7 @@ _EXPORTS = {
     "read_safetensors": "finetuner.core.files",
     "read_torch_state": "finetuner.core.files",
     "remove_abandoned_staging": "finetuner.core.files",
+    "staging_folder": "finetuner.core.files",
     "Registry": "finetuner.core.registry",
     "compare_states": "finetuner.core.tensors",
     "mismatch_summary": "finetuner.core.tensors",
@@ -44,6 +45,7 @@ __all__ = [
     "remove_abandoned_staging",
     "resolve_device",
     "seed_everything",
+    "staging_folder",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -87,6 +87,26 @@ def remove_abandoned_staging(folder: str | Path) -> list[Path]:
 
 
 @contextlib.contextmanager
+def staging_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a scratch folder next to ``target`` for a writer that moves its own files into place (ONNX exports);
+    it is removed when the block ends, and a killed writer's one is removed by the next write next to ``target``
+    (`remove_abandoned_staging`, the same naming as `atomic_folder`).
+
+    Example:
+        >>> with staging_folder("out/model.onnx") as scratch:  # doctest: +SKIP
+        ...     (scratch / "model.onnx").write_bytes(b"...")
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(target.parent)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-{_host()}-{os.getpid()}-"))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_folder(target: str | Path, *, replace: bool = True) -> Iterator[Path]:
     """Yield an empty staging folder next to ``target``; on success it becomes ``target`` in one rename.
 

@@ -121,8 +121,10 @@ class Evaluator:
             if known.any()
             else {}
         )
-        unknown = int((~self.known).sum())
-        if unknown:
+        unknown = int((~known).sum())
+        if unknown:  # an item of a class the model cannot name is a wrong prediction: counted in accuracy
+            metrics["known/accuracy"] = metrics.get("accuracy", 0.0)
+            metrics["accuracy"] = float((logits[known].argmax(1) == self.labels[known]).sum() / len(self.labels))
             metrics["unknown_class_items"] = float(unknown)
         return metrics
 
@@ -134,8 +136,8 @@ def _align(data: LabeledData, classes: list[str]) -> tuple[np.ndarray, np.ndarra
     unknown = sorted({name for name in names if name not in numbering})
     if unknown:
         logger.warning(
-            "evaluation data has %d classes the model was not trained on (%s); their items are left out of "
-            "accuracy and counted as unknown_class_items",
+            "evaluation data has %d classes the model was not trained on (%s); their items count as errors in "
+            "accuracy (known/accuracy leaves them out) and as unknown_class_items",
             len(unknown),
             ", ".join(unknown[:5]),
         )

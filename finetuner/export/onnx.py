@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from finetuner.core import staging_folder
 from finetuner.inference.onnx_graph import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -104,9 +104,7 @@ def export_onnx(
         graph_module = PositionalInputs(model, names, keyword_names(model, names)).eval() if is_dict else model
         # a module that returns no tensor, or not one per output name, fails here, before exporting
         expected = _run_torch(graph_module, args, len(output_names))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with staging_folder(path) as tmp_dir:
             tmp_file = tmp_dir / path.name
             trace_to_onnx(
                 graph_module, args, tmp_file, names, opset,
@@ -119,8 +117,6 @@ def export_onnx(
                 batches = _check_inputs(args, is_dict, dynamic_batch)
                 _check(graph_module, tmp_file, names, output_names, batches, expected, atol, path)
             _move_into_place(tmp_dir, path)
-        finally:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 

@@ -11,13 +11,13 @@ are slow on CPU, so for CNNs int8 buys size, not speed; transformers (MatMul) ar
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from finetuner.core import staging_folder
 from finetuner.export.checks import check_items as real_items
 from finetuner.export.checks import cosine_similarities
 from finetuner.export.onnx_encoder import OnnxEncoder
@@ -64,9 +64,8 @@ def export_onnx_int8(
     """
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     items = real_items(model, check_items)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+    with staging_folder(path) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx_model(model, fp32, normalize=normalize, opset=opset, check_items=items or None)
         prepared, int8 = Path(tmp) / "prepared.onnx", Path(tmp) / path.name

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finetuner.core import staging_folder
 from finetuner.export.checks import check_items as real_items
 from finetuner.export.checks import max_difference
 from finetuner.export.onnx import OUTPUT_NAME, export_onnx
@@ -84,7 +84,7 @@ def export_onnx_model(
         metadata[CLASSES_KEY] = json.dumps(model.classes)
         outputs.append(LOGITS_NAME)
     items = real_items(model, check_items)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=_parent(path)) as tmp:
+    with staging_folder(path) as tmp:
         staged = Path(tmp) / path.name
         export_onnx(graph, model.example_input(), staged, opset=opset, atol=atol, metadata=metadata,
                     output_names=outputs)
@@ -105,11 +105,6 @@ def export_onnx_model(
         for file in sorted(Path(tmp).iterdir(), key=lambda f: f.name != f"{path.name}.data"):  # weights first
             os.replace(file, path.with_name(file.name))
     return path
-
-
-def _parent(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent
 
 
 class EncodeGraph(nn.Module):

@@ -102,3 +102,5 @@ def test_classification_evaluator_names_model_classes():
     )
     assert metrics["class/cat/accuracy"] == 1.0 and metrics["class/dog/accuracy"] == 0.5
     assert "class/owl/accuracy" not in metrics and metrics["unknown_class_items"] == 1.0
+    # 2 of the 4 predictions are right (the owl cannot be): accuracy counts the owl as an error
+    assert metrics["accuracy"] == pytest.approx(2 / 4) and metrics["known/accuracy"] == pytest.approx(2 / 3)

@@ -166,6 +166,6 @@ def test_a_batch_of_one_still_gives_a_dynamic_batch_axis(tmp_path):
 def test_unknown_engines_are_refused_by_name():
     with pytest.raises(ValueError, match=r"engine must be one of \['auto', 'torch', 'onnxruntime'\], got 'tensorrt'"):
         FeatureCache("unused", engine="tensorrt")
-    with pytest.raises(ValueError, match="cache_engine must be one of"):
+    with pytest.raises(ValueError, match="cache_engine must be 'auto' or 'torch' or 'onnxruntime', got 'onnx'"):
         FitConfig.from_options(cache_engine="onnx")
     assert FitConfig.from_options(cache_engine="torch").cache.cache_engine == "torch"

@@ -44,3 +44,33 @@ def test_a_32_bit_integer_image_within_8_bits_is_left_as_is(tmp_path):
     Image.fromarray(np.full((32, 32), 128, np.int32)).save(path)
     assert Image.open(path).mode == "I"
     assert torch.allclose(RAW.load(path, train=False), torch.full((1, 32, 32), 128 / 255))
+
+
+def test_a_float_tiff_in_0_to_1_is_scaled_not_read_as_black(tmp_path):
+    path = tmp_path / "ramp.tif"
+    ramp = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    Image.fromarray(ramp, mode="F").save(path)
+    assert Image.open(path).mode == "F"
+    pixels = RAW.load(path, train=False)[0]
+    assert torch.allclose(pixels, torch.from_numpy(ramp), atol=1 / 255)  # was all zeros
+
+
+def test_a_float_tiff_outside_0_to_255_is_refused_naming_the_file(tmp_path):
+    from finetuner.data import DataError
+
+    path = tmp_path / "hdr.tif"
+    Image.fromarray(np.full((32, 32), 300.0, np.float32), mode="F").save(path)
+    with pytest.raises(DataError, match=r"hdr\.tif.*0\.\.1 or 0\.\.255"):
+        RAW.load(path, train=False)
+
+
+def test_cmyk_and_transparent_palette_images_decode_to_their_colours(tmp_path):
+    rgb = ImagePreprocessing(input_size=(3, 32, 32), mean=(0, 0, 0), std=(1, 1, 1), crop_pct=1.0, augment=None)
+    Image.new("CMYK", (32, 32), (0, 255, 0, 0)).save(tmp_path / "magenta.jpg")
+    assert torch.allclose(rgb.load(tmp_path / "magenta.jpg", train=False).mean((1, 2)), torch.tensor([1.0, 0, 1]),
+                          atol=0.02)
+    palette = Image.new("P", (32, 32), 0)
+    palette.putpalette([0, 0, 0] * 256)
+    palette.info["transparency"] = 0  # every pixel transparent: white, not the palette's black
+    palette.save(tmp_path / "clear.png", transparency=0)
+    assert rgb.load(tmp_path / "clear.png", train=False).min() == 1.0

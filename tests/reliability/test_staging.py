@@ -78,3 +78,15 @@ def test_a_failed_write_leaves_nothing_and_a_complete_folder_is_never_removed(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert (tmp_path / "model" / "a").read_text() == "1"
     assert remove_abandoned_staging(tmp_path) == []
+
+
+def test_a_killed_onnx_exports_scratch_folder_goes_with_the_next_export(tmp_path):
+    import finetuner
+
+    model = finetuner.build_model("test_cnn", pretrained=False, output_dim=8)
+    stale = tmp_path / f".model.onnx.staging-{host()}-{dead_pid()}-k2j3h4x9"  # what a killed export leaves
+    stale.mkdir()
+    (stale / "model.onnx").write_bytes(b"half of it")
+    model.export(tmp_path / "model.onnx", format="onnx")
+    assert not stale.exists() and (tmp_path / "model.onnx").is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # its own scratch is gone too

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 
 from finetuner.data.errors import DataError
+from finetuner.data.formats.base import is_image_path
 from finetuner.data.preprocessing.base import register_preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -164,6 +166,33 @@ class ImagePreprocessing:
         transform = self._train_transform if train else self._eval_transform
         return transform(self._decode(item, train)).as_subclass(torch.Tensor)
 
+    def check_items(self, items: Sequence[Any], what: str) -> None:
+        """Refuse, before anything trains, paths an image model cannot read: free text given to an image model
+        (a text data set), and image files that do not exist. Arrays, tensors and images are checked as they load.
+
+        Raises:
+            DataError: naming ``what`` (``training data``), an example and the fix.
+
+        Example:
+            >>> prep.check_items(["a red shoe", "a blue hat"], "training data")  # doctest: +SKIP
+            Traceback (most recent call last):
+            DataError: training data holds texts ('a red shoe', ...), but this is an image model: ...
+        """
+        paths = [item for item in items if isinstance(item, (str, os.PathLike))]
+        missing = [path for path in paths if not os.path.isfile(path)]
+        if not missing:
+            return
+        texts = [path for path in missing[:64] if isinstance(path, str) and not is_image_path(path)]
+        if len(texts) * 2 > min(len(paths), 64):
+            raise DataError(
+                f"{what} holds texts ({texts[0]!r:.60}, ...), but this is an image model: it takes image paths. "
+                "Use a text model (e.g. model='sentence-transformers/all-MiniLM-L6-v2'), or pass image files"
+            )
+        raise DataError(
+            f"{what}: {len(missing)} of {len(paths)} image files do not exist (first: {missing[0]}): fix the paths "
+            "(relative paths are read from the current folder), or drop those rows"
+        )
+
     def collate(self, samples: list[torch.Tensor]) -> torch.Tensor:
         """Stack loaded samples into a ``(B, C, H, W)`` batch.
 
@@ -269,12 +298,27 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
+def _float_to_8bit(array: np.ndarray) -> np.ndarray:
+    """A floating-point grey image (PIL mode ``F``, e.g. a float32 TIFF) in uint8: values in 0..1 are scaled to
+    0..255, values in 0..255 kept; any other range (negative, above 255, NaN) is refused rather than guessed."""
+    finite = np.isfinite(array)
+    low, high = (float(array.min()), float(array.max())) if array.size and finite.all() else (np.nan, np.nan)
+    if not (low >= 0 and high <= 255):
+        raise DataError(
+            f"a floating-point image must hold values in 0..1 or 0..255, this one spans {low:.3g}..{high:.3g}: "
+            "rescale it (e.g. to 0..255) and save it as an 8-bit or 16-bit image"
+        )
+    return np.rint(array * (255.0 if high <= 1.0 else 1.0)).astype(np.uint8)
+
+
 def _to_8bit(array: np.ndarray, maximum: int) -> np.ndarray:
     """Scale integers in ``0..maximum`` to uint8 ``0..255`` (rounded; values outside are clipped)."""
     return np.rint(np.clip(array, 0, maximum) * (255.0 / maximum)).astype(np.uint8)
 
 
 def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode == "F":
+        image = Image.fromarray(_float_to_8bit(np.asarray(image, dtype=np.float32)))
     if image.mode.startswith("I"):
         # 16-bit grayscale (PNG, TIFF: "I;16*", or "I" from older Pillow): PIL's own conversion clips at 255,
         # which turns most pixels white. Scale the 16-bit range instead (an "I" image within 0..255 stays as is).

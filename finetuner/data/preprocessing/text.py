@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,10 @@ import numpy as np
 import torch
 
 from finetuner.data.errors import DataError
+from finetuner.data.formats.base import is_image_path
 from finetuner.data.preprocessing.base import register_preprocessing
+
+_SAMPLE = 64  # items looked at to tell what kind of data was given
 
 
 @register_preprocessing("text")
@@ -59,6 +63,37 @@ class TextPreprocessing:
                 "a 'text' column (or 'query,document' columns for pairs)"
             )
         return item
+
+    def check_items(self, items: Sequence[Any], what: str) -> None:
+        """Refuse, before anything trains, data a text model would read wrongly: items that are not strings,
+        empty or whitespace-only texts, and image files (an image folder given to a text model).
+
+        Raises:
+            DataError: naming ``what`` (``training data``), the first offending row and the fix.
+
+        Example:
+            >>> prep.check_items(["a cat", "  "], "training data")  # doctest: +SKIP
+            Traceback (most recent call last):
+            DataError: training data has 1 empty text (row 1): remove those rows or fill them in
+        """
+        texts = [str(item) if isinstance(item, np.str_) else item for item in items]
+        wrong = next((i for i, item in enumerate(texts) if not isinstance(item, str)), None)
+        if wrong is not None:
+            self.load(texts[wrong], train=False)  # its message names the type and the fix
+        empty = [i for i, text in enumerate(texts) if not text.strip()]
+        if empty:
+            rows = ", ".join(str(i) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
+            raise DataError(
+                f"{what} has {len(empty)} empty text{'s' if len(empty) > 1 else ''} (row {rows}): remove those "
+                "rows or fill them in"
+            )
+        sample = texts[:_SAMPLE]
+        images = [text for text in sample if is_image_path(text) and os.path.isfile(text)]
+        if sample and len(images) * 2 > len(sample):
+            raise DataError(
+                f"{what} holds image files ({images[0]}, ...), but this is a text model: it would read the file "
+                "names as texts. Use an image model (e.g. model='efficientnet_lite0'), or pass the texts themselves"
+            )
 
     def collate(self, samples: list[str]) -> dict[str, torch.Tensor]:
         """Tokenize a batch: ``input_ids``, ``attention_mask`` (and ``token_type_ids`` for BERT-like models).
