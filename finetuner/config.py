@@ -23,6 +23,7 @@ from finetuner.training.config import TrainConfig
 from finetuner.training.trackers import check_tracker_names
 
 TASKS = ("embedding", "classification")
+ADAPTERS = ("both", "query")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class ModelConfig:
         input_size: one sample's shape, for a custom ``nn.Module``.
         example_input: a batch a custom ``nn.Module`` accepts (instead of ``input_size``).
         model_options: passed to the model's builder, e.g. ``{"pooling": "cls"}`` or ``{"weights": "r50.pth"}``.
+        adapter: what the head maps: ``both`` (every item) or ``query`` (pairs, frozen backbone: queries only;
+            documents keep the backbone's features, so an existing index of them stays valid).
     """
 
     task: str = "embedding"
@@ -62,9 +65,13 @@ class ModelConfig:
     input_size: tuple[int, ...] | None = None
     example_input: Any = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    adapter: str = "both"
 
     def __post_init__(self) -> None:
         from finetuner.tailor import check_freeze
+
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}.")
 
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
