@@ -21,6 +21,7 @@ from finetuner.core.device import autocast_dtype, resolve_device
 from finetuner.data import ClassBalancedSampler, LabeledData, PairData, ShuffledBatchSampler
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
+from finetuner.tailor.heads import LinearHead
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource, LoaderBatches, PairTensorBatches, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_features
@@ -163,6 +164,11 @@ class QueryAdapterFeatures(CachedFeatures):
     kind = "query adapter"
 
     def __init__(self, model, data, evaluators, loss: nn.Module, config: FitConfig):
+        if not isinstance(data.train, PairData):
+            raise ValueError(
+                "adapter='query' maps queries apart from documents, so it needs (query, document) pairs: pass "
+                "VectorPairs / pair data, or leave adapter='both' for labelled items."
+            )
         super().__init__(model, data, evaluators, loss, config)
         width = model.feature_dim()
         if model.embedding_dim() != width:
@@ -170,8 +176,7 @@ class QueryAdapterFeatures(CachedFeatures):
                 f"adapter='query' maps queries into the documents' {width}-d space, but the head gives "
                 f"{model.embedding_dim()} dimensions: set output_dim={width}."
             )
-        if getattr(model.head, "center", False):  # start as the exact identity: documents are not centred either
-            model.head.center = False
+        start_as_identity(model.head)
         self.trained, self.batches = QueryOnly(model.head), UnmappedDocuments(self.batches)
 
     @classmethod
@@ -191,6 +196,18 @@ class QueryAdapterFeatures(CachedFeatures):
             for column, features in self.set_features[which].items()
         }
         return self.evaluators[which].from_outputs(outputs, None)
+
+
+def start_as_identity(head: nn.Module) -> None:
+    """Make a square head start as the identity, so a query-side adapter starts where the raw vectors are (the
+    selection's epoch 0): a residual head keeps the features' origin (documents are not centred either), a linear
+    head gets the unit matrix."""
+    if getattr(head, "center", False):
+        head.center = False  # `Head.initialize` then sets its linear path to the identity
+    if isinstance(head, LinearHead) and head.in_features == head.out_features:
+        with torch.no_grad():
+            head.linear.weight.copy_(torch.eye(head.in_features))
+            head.linear.bias.zero_()
 
 
 class RawItems(FeatureSource):
