@@ -44,6 +44,10 @@ class VectorRows(DatasetItems):
     def subset(self, indices: Sequence[int]) -> VectorRows:
         return VectorRows(self.dataset, [self.indices[i] for i in indices])
 
+    def row_name(self, i: int) -> str:
+        """How item ``i`` is shown (reports): its row in the array the user gave, ``"row 17"``."""
+        return f"row {self.indices[i]}"
+
     def to_array(self) -> np.ndarray:
         """The rows as one float32 ``(len(self), d)`` array (read into memory)."""
         return np.asarray(self.dataset[np.asarray(self.indices, dtype=np.int64)], dtype=np.float32)
