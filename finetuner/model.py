@@ -350,8 +350,8 @@ class EmbeddingModel(TailoredModel):
         return export_model(_mergeable_copy(self), path, format, **options)
 
     def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_options: Any):
-        """Encode ``items`` (`encode_document`) into a faiss `Index` kept on the model (payloads default to the items when they are
-        paths or texts), ready for `search`.
+        """Encode ``items`` (`encode_document`) into a faiss `Index` kept on the model (payloads default to the
+        items when they are paths or texts), ready for `search`.
 
         Example:
             >>> index = model.build_index(paths); model.search(["query.jpg"], k=5)  # doctest: +SKIP

@@ -241,7 +241,8 @@ class RawItems(FeatureSource):
         return self.model.encode(self.data.eval.items) if tuned else None  # the untuned backbone has trained since
 
 
-SOURCES: list[type[FeatureSource]] = [QueryAdapterFeatures, CachedFeatures, RawItems]  # the first that applies serves the run
+# the first that applies serves the run
+SOURCES: list[type[FeatureSource]] = [QueryAdapterFeatures, CachedFeatures, RawItems]
 
 
 def choose_source(

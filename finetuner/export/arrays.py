@@ -56,7 +56,7 @@ def linear_map(model: EmbeddingModel, *, atol: float = 1e-4, seed: int = 0) -> t
             f"({type(model.head).__name__}) is not linear. Export it with format='onnx' (vector in, vector out), or "
             "fit with head='linear' (or residual_scale=0) for plain arrays."
         )
-    return weight.float().numpy(), bias.float().numpy()
+    return np.ascontiguousarray(weight.float().numpy()), np.ascontiguousarray(bias.float().numpy())
 
 
 @register_exporter("arrays")
