@@ -87,6 +87,6 @@ def preprocessing_description(model: EmbeddingModel) -> dict[str, Any]:
         tokenizer = json.loads(text_tokenizer_json(model.preprocessing))
         return {**model.preprocessing.to_config(), "tokenizer": tokenizer}
     raise ValueError(
-        f"The onnx format needs an image, text or vectors model; this one has preprocessing kind {kind!r}. For CLIP, "
-        "export each tower with finetuner.export.export_onnx(module, example_input, path)."
+        f"The onnx format needs an image or text model (or given vectors); this one has preprocessing kind {kind!r}. "
+        "For CLIP, export each tower with finetuner.export.export_onnx(module, example_input, path)."
     )
