@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.core.fields import ConfigError, check_fields, require
-from finetuner.inference import check_engine
+from finetuner.inference import ENGINES
 from finetuner.training.config import TrainConfig
 from finetuner.training.trackers import check_tracker_names
 
 TASKS = ("embedding", "classification")
 ADAPTERS = ("both", "query")
+ENGINE_HINT = "'auto' runs a frozen backbone in onnxruntime where it reproduces PyTorch, 'torch' always in PyTorch."
 
 
 @dataclass
@@ -149,7 +150,8 @@ class CacheConfig:
         require(memory >= 0, "cache_max_memory", memory, "a number of bytes (0: always memory-map)")
         if self.cache_dir is not None and Path(self.cache_dir).is_file():
             raise ConfigError("cache_dir", self.cache_dir, "a folder", "It is a file: give a folder path.")
-        check_engine(self.cache_engine, "cache_engine")
+        engines = " or ".join(repr(engine) for engine in ENGINES)
+        require(self.cache_engine in ENGINES, "cache_engine", self.cache_engine, engines, ENGINE_HINT)
 
 
 @dataclass

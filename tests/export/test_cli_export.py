@@ -44,5 +44,5 @@ def test_check_items_from_the_command_line(image_model, image_items, tmp_path):
     result = runner.invoke(app, [*command, "--check-items", str(images)])
     assert result.exit_code == 0, result.output
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, [*command, "--check-items", str(tmp_path / "empty")])
+    result = runner.invoke(app, [*command, "--overwrite", "--check-items", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "folder without images" in result.output

@@ -213,5 +213,5 @@ def test_refit_trains_the_chosen_epochs_again_on_training_and_validation_items(e
 
 
 def test_refit_must_be_a_bool():
-    with pytest.raises(ValueError, match="refit must be True or False"):
+    with pytest.raises(ValueError, match="refit must be true or false"):
         finetuner.config.EvalConfig(refit="yes")
