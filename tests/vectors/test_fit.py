@@ -54,7 +54,7 @@ def test_adapter_query_needs_pairs_and_a_frozen_backbone(clusters, tmp_path):
     vectors, labels = clusters
     with pytest.raises(ValueError, match="needs \\(query, document\\) pairs"):
         finetuner.fit(train_data=VectorData(vectors, labels), adapter="query", epochs=1, cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="adapter must be one of"):
+    with pytest.raises(ValueError, match="adapter must be .both. or .query., got .documents."):
         ModelConfig(adapter="documents")
 
 
