@@ -90,14 +90,17 @@ def build_model(
         example_input=config.example_input,
         **config.model_options,
     )
-    return tailor_backbone(
+    model = tailor_backbone(
         backbone, layer_name=config.layer_name, task=config.task, classes=classes, lora=config.lora, **options
     )
+    if config.adapter != "both":  # saved with the model: encode_document keeps the backbone's features
+        model.spec["adapter"] = config.adapter
+    return model
 
 
 def fit(
-    model: str | Path | nn.Module,
-    train_data: Any,
+    model: str | Path | nn.Module | None = None,
+    train_data: Any = None,
     eval_data: Any = None,
     *,
     test_data: Any = None,
@@ -108,9 +111,12 @@ def fit(
     """Tailor ``model``, train it on ``train_data`` and evaluate it before and after.
 
     Args:
-        model: a registered name, a timm name, a saved folder, a Hugging Face folder or an ``nn.Module``.
+        model: a registered name, a timm name, a saved folder, a Hugging Face folder or an ``nn.Module``; None
+            (or ``"vectors"``) when ``train_data`` is `finetuner.data.VectorData` / `VectorPairs`: the backbone is
+            then the identity on the given vectors.
         train_data: an image folder (one subfolder per class), a CSV, a list of ``(item, label)`` or
-            ``(query, document)`` pairs, a ``Dataset``, or ``"fashion-mnist"`` (the embedded default).
+            ``(query, document)`` pairs, a ``Dataset``, ``"fashion-mnist"`` (the embedded default), or
+            `VectorData` / `VectorPairs` (embeddings computed elsewhere).
         eval_data: validation data, the same kinds; it scores every epoch and chooses the returned model. Without
             it, validation data is held out of ``train_data`` (``val_split``, ``val_class_split``).
         test_data: scored before and after training and never used for any choice: ``run.metrics["test"]``.
@@ -134,12 +140,15 @@ def fit(
     from finetuner.training import Trainer, distributed
     from finetuner.training.checkpoint import load_checkpoint
 
+    if train_data is None:
+        raise ValueError("fit needs train_data: a folder, a table, pairs, 'fashion-mnist' or VectorData(vectors, ...).")
     config = FitConfig.from_options(FitConfig.load(config) if isinstance(config, (str, Path)) else config, **options)
     config.training.learning_rate = config.training.default_learning_rate(config.model.task)  # None: the task's
     configure_logging(config.output.verbose)
     distributed.init_distributed()
     seed_everything(config.training.seed)
     data = _fit.prepare_data(train_data, eval_data, test_data, config)
+    model, config = _fit.resolve_vectors(model, data, config)  # VectorData / VectorPairs: the identity backbone
     config, probed, built = _fit.choose_layer_and_head(model, data, config)  # built: the probe's backbone, or model
     net = build_model(built, config.model, classes=data.classes)
     _fit.check_data(net, data)  # a text model on image files, empty texts, texts for an image model: refused

@@ -25,6 +25,7 @@ from finetuner.training.config import TrainConfig
 from finetuner.training.trackers import check_tracker_names
 
 TASKS = ("embedding", "classification")
+ADAPTERS = ("both", "query")
 ENGINE_HINT = "'auto' runs a frozen backbone in onnxruntime where it reproduces PyTorch, 'torch' always in PyTorch."
 
 
@@ -53,6 +54,8 @@ class ModelConfig:
         input_size: one sample's shape, for a custom ``nn.Module``.
         example_input: a batch a custom ``nn.Module`` accepts (instead of ``input_size``).
         model_options: passed to the model's builder, e.g. ``{"pooling": "cls"}`` or ``{"weights": "r50.pth"}``.
+        adapter: what the head maps: ``both`` (every item) or ``query`` (pairs, frozen backbone: queries only;
+            documents keep the backbone's features, so an existing index of them stays valid).
     """
 
     task: str = "embedding"
@@ -65,6 +68,7 @@ class ModelConfig:
     input_size: tuple[int, ...] | None = None
     example_input: Any = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    adapter: str = "both"
 
     def __post_init__(self) -> None:
         from finetuner.tailor import check_freeze
@@ -78,6 +82,7 @@ class ModelConfig:
         dim = self.output_dim
         ok = dim is None or dim == "auto" or isinstance(dim, int) and dim >= 1
         require(ok, "output_dim", dim, "a positive size, 'auto' or None (no head)")
+        require(self.adapter in ADAPTERS, "adapter", self.adapter, " or ".join(repr(a) for a in ADAPTERS))
         if self.input_size is not None:
             ok = bool(self.input_size) and min(self.input_size) >= 1
             require(ok, "input_size", self.input_size, "positive sizes such as 3,224,224")

@@ -160,6 +160,54 @@ class EmbeddingModel(TailoredModel):
             >>> small = model.encode(["a.jpg"], truncate_dim=64)  # doctest: +SKIP
         """
         fn = self.features if self.task == "classification" else self
+        return self._encode(fn, items, batch_size, normalize, truncate_dim, num_workers, device)
+
+    @property
+    def adapter(self) -> str:
+        """``"query"`` for a query-side adapter (the head maps queries; documents keep the backbone's features),
+        else ``"both"``. Saved with the model."""
+        return self.spec.get("adapter", "both")
+
+    def encode_query(self, items: Sequence[Any], batch_size: int = 64, **options: Any) -> np.ndarray:
+        """Embed queries: `encode` (the names sentence-transformers uses for asymmetric models).
+
+        Example:
+            >>> model.encode_query(query_vectors).shape  # doctest: +SKIP
+            (10, 384)
+        """
+        return self.encode(items, batch_size, **options)
+
+    def encode_document(
+        self,
+        items: Sequence[Any],
+        batch_size: int = 64,
+        *,
+        normalize: bool = True,
+        truncate_dim: int | None = None,
+        num_workers: int | str = "auto",
+        device: str | torch.device | None = None,
+    ) -> np.ndarray:
+        """Embed documents: for a query-side adapter (``adapter="query"``) the backbone's own features, so an
+        index built before tuning stays valid (given vectors come back as they are, up to normalisation); else
+        `encode`.
+
+        Example:
+            >>> np.allclose(model.encode_document(index_vectors), index_vectors / norms)  # doctest: +SKIP
+            True
+        """
+        fn = self.features if self.adapter == "query" or self.task == "classification" else self
+        return self._encode(fn, items, batch_size, normalize, truncate_dim, num_workers, device)
+
+    def _encode(
+        self,
+        fn: Callable[[Any], torch.Tensor],
+        items: Sequence[Any],
+        batch_size: int,
+        normalize: bool,
+        truncate_dim: int | None,
+        num_workers: int | str,
+        device: str | torch.device | None,
+    ) -> np.ndarray:
         vectors = self.outputs(fn, items, batch_size, num_workers=num_workers, device=device)
         size = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
         if size is not None:
@@ -303,15 +351,15 @@ class EmbeddingModel(TailoredModel):
         return export_model(_mergeable_copy(self), path, format, **options)
 
     def build_index(self, items: Sequence[Any], payloads: Sequence[Any] | None = None, **index_options: Any):
-        """Encode ``items`` into a faiss `Index` kept on the model (payloads default to the items when they are
-        paths or texts), ready for `search`.
+        """Encode ``items`` (`encode_document`) into a faiss `Index` kept on the model (payloads default to the
+        items when they are paths or texts), ready for `search`.
 
         Example:
             >>> index = model.build_index(paths); model.search(["query.jpg"], k=5)  # doctest: +SKIP
         """
         from finetuner.search import Index
 
-        vectors = self.encode(items)
+        vectors = self.encode_document(items)  # a query-side adapter leaves documents as they are
         if payloads is None and all(isinstance(item, (str, os.PathLike)) for item in items):
             payloads = [str(item) for item in items]
         self.index = Index(dim=vectors.shape[1], metric="cosine", **index_options)

@@ -23,13 +23,23 @@ from finetuner._fit.plan import (
     run_metrics,
     selection_summary,
 )
-from finetuner._fit.sources import SOURCES, CachedFeatures, FeatureSource, RawItems, choose_source, head_outputs
+from finetuner._fit.sources import (
+    SOURCES,
+    CachedFeatures,
+    FeatureSource,
+    QueryAdapterFeatures,
+    RawItems,
+    choose_source,
+    head_outputs,
+)
+from finetuner._fit.vectors import resolve_vectors
 
 __all__ = [
     "SOURCES",
     "CachedFeatures",
     "FeatureSource",
     "FitData",
+    "QueryAdapterFeatures",
     "RawItems",
     "TrainingPlan",
     "apply_data_options",
@@ -47,6 +57,7 @@ __all__ = [
     "plan_training",
     "prepare_data",
     "refit",
+    "resolve_vectors",
     "retrieval_examples",
     "run_metrics",
     "selection_summary",

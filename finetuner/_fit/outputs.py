@@ -14,7 +14,7 @@ from finetuner._fit.plan import TrainingPlan
 from finetuner.card import example_items
 from finetuner.config import FitConfig, OutputConfig
 from finetuner.core.files import atomic_file
-from finetuner.data import LabeledData, PairData
+from finetuner.data import LabeledData, PairData, VectorRows
 from finetuner.export import ModelCardData
 from finetuner.models import get_entry
 from finetuner.run import Run
@@ -29,8 +29,10 @@ def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k
         return []
     rng = np.random.default_rng(0)
     picks = rng.choice(len(eval_data), size=min(queries, len(eval_data)), replace=False)
+    # given vectors are shown by their row in the user's array (a vector is no picture)
+    shown = eval_data.items.row_name if isinstance(eval_data.items, VectorRows) else eval_data.items.__getitem__
     examples = [
-        {"query": eval_data.items[query], "query_label": eval_data.classes[eval_data.labels[query]]} for query in picks
+        {"query": shown(query), "query_label": eval_data.classes[eval_data.labels[query]]} for query in picks
     ]
     for suffix, tuned in (("", True), ("_before", False)):
         vectors = plan.source.validation_vectors(tuned=tuned)
@@ -41,7 +43,7 @@ def retrieval_examples(plan: TrainingPlan, data: FitData, *, queries: int = 4, k
             scores = vectors @ vectors[query]
             scores[query] = -np.inf
             top = np.argsort(-scores, kind="stable")[:k]
-            example["results" + suffix] = [eval_data.items[i] for i in top]
+            example["results" + suffix] = [shown(i) for i in top]
             example["result_labels" + suffix] = [eval_data.classes[eval_data.labels[i]] for i in top]
             example["relevant" + suffix] = [eval_data.labels[i] == eval_data.labels[query] for i in top]
     return examples

@@ -1,5 +1,6 @@
 """Where fit's model inputs come from: one `FeatureSource` per kind, asked by the plan instead of branching.
 
+`QueryAdapterFeatures` (cached features; the head maps the queries only, documents keep their features),
 `CachedFeatures` (a frozen backbone's features, computed once; the head trains on them) and `RawItems` (the whole
 model trains on decoded, augmented items). A new kind (cached intermediate activations, vectors the user gives) is
 one more subclass in `SOURCES`, ahead of `RawItems`; nothing in `fit` changes.
@@ -20,6 +21,7 @@ from finetuner.core.device import autocast_dtype, resolve_device
 from finetuner.data import ClassBalancedSampler, LabeledData, PairData, ShuffledBatchSampler
 from finetuner.evaluation import ValidationEvaluator
 from finetuner.model import EmbeddingModel
+from finetuner.tailor.heads import LinearHead
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource, LoaderBatches, PairTensorBatches, TensorBatches
 from finetuner.training.cache import FeatureCache, fingerprint_features
@@ -131,6 +133,96 @@ class CachedFeatures(FeatureSource):
         return head_outputs(self.model, features) if tuned else features.float().numpy()
 
 
+UNMAPPED = "unmapped"  # the key of a batch column that `QueryOnly` passes through as it is
+
+
+class QueryOnly(nn.Module):
+    """What a query-side adapter trains: the head on query features; a column given as ``{"unmapped": features}``
+    (documents, hard negatives) passes through unchanged, so the pair loss compares mapped queries with the
+    documents' own features.
+
+    Example:
+        >>> side = QueryOnly(nn.Linear(4, 4))
+        >>> bool((side({"unmapped": torch.ones(2, 4)}) == 1).all())
+        True
+    """
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        return inputs[UNMAPPED] if isinstance(inputs, dict) else self.head(inputs)
+
+
+class UnmappedDocuments(BatchSource):
+    """Pair batches of cached features whose documents and hard negatives are marked `UNMAPPED` for `QueryOnly`."""
+
+    def __init__(self, batches: BatchSource):
+        self.batches, self.batch_sampler = batches, getattr(batches, "batch_sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def epoch(self, epoch: int):
+        for queries, documents, scores, negatives in self.batches.epoch(epoch):
+            marked = None if negatives is None else {UNMAPPED: negatives}
+            yield queries, {UNMAPPED: documents}, scores, marked
+
+
+class QueryAdapterFeatures(CachedFeatures):
+    """``adapter="query"``: cached features of pairs; the head learns a map for the queries only and documents
+    keep the backbone's features (those of an existing index), in training and in every score."""
+
+    kind = "query adapter"
+
+    def __init__(self, model, data, evaluators, loss: nn.Module, config: FitConfig):
+        if not isinstance(data.train, PairData):
+            raise ValueError(
+                "adapter='query' maps queries apart from documents, so it needs (query, document) pairs: pass "
+                "VectorPairs / pair data, or leave adapter='both' for labelled items."
+            )
+        super().__init__(model, data, evaluators, loss, config)
+        width = model.feature_dim()
+        if model.embedding_dim() != width:
+            raise ValueError(
+                f"adapter='query' maps queries into the documents' {width}-d space, but the head gives "
+                f"{model.embedding_dim()} dimensions: set output_dim={width}."
+            )
+        start_as_identity(model.head)
+        self.trained, self.batches = QueryOnly(model.head), UnmappedDocuments(self.batches)
+
+    @classmethod
+    def applies(cls, model: EmbeddingModel, config: FitConfig) -> bool:
+        if model.spec.get("adapter") != "query":
+            return False
+        if not (config.cache.cache and model.head is not None and backbone_is_frozen(model)):
+            raise ValueError(
+                "adapter='query' trains a head on the queries' cached features: it needs a frozen backbone "
+                "(freeze=True), a head (output_dim=<the feature width>) and cache=True."
+            )
+        return True
+
+    def score(self, which: str, *, tuned: bool) -> dict[str, float]:
+        outputs = {
+            column: self._outputs(features, tuned and column == "queries")
+            for column, features in self.set_features[which].items()
+        }
+        return self.evaluators[which].from_outputs(outputs, None)
+
+
+def start_as_identity(head: nn.Module) -> None:
+    """Make a square head start as the identity, so a query-side adapter starts where the raw vectors are (the
+    selection's epoch 0): a residual head keeps the features' origin (documents are not centred either), a linear
+    head gets the unit matrix."""
+    if getattr(head, "center", False):
+        head.center = False  # `Head.initialize` then sets its linear path to the identity
+    if isinstance(head, LinearHead) and head.in_features == head.out_features:
+        with torch.no_grad():
+            head.linear.weight.copy_(torch.eye(head.in_features))
+            head.linear.bias.zero_()
+
+
 class RawItems(FeatureSource):
     """Decoded, augmented items through DataLoader workers; the whole model trains (under torchrun each rank on
     its share of the batches)."""
@@ -168,7 +260,8 @@ class RawItems(FeatureSource):
         return self.model.encode(self.data.eval.items) if tuned else None  # the untuned backbone has trained since
 
 
-SOURCES: list[type[FeatureSource]] = [CachedFeatures, RawItems]  # the first that applies serves the run
+# the first that applies serves the run
+SOURCES: list[type[FeatureSource]] = [QueryAdapterFeatures, CachedFeatures, RawItems]
 
 
 def choose_source(

@@ -42,6 +42,7 @@ from finetuner.data.records import (
 )
 from finetuner.data.samplers import ClassBalancedSampler, ShuffledBatchSampler
 from finetuner.data.sources import load_data
+from finetuner.data.vectors import VectorData, VectorPairs, VectorRows, vector_width
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -65,6 +66,9 @@ __all__ = [
     "Preprocessing",
     "ShuffledBatchSampler",
     "Table",
+    "VectorData",
+    "VectorPairs",
+    "VectorRows",
     "check_at_least_two_classes",
     "default_num_workers",
     "encode_labels",
@@ -79,4 +83,5 @@ __all__ = [
     "register_format",
     "table_to_data",
     "take_items",
+    "vector_width",
 ]

@@ -133,12 +133,12 @@ class EncodeGraph(nn.Module):
 def preprocessing_description(model: EmbeddingModel) -> dict[str, Any]:
     """The preprocessing `OnnxEncoder` needs, as JSON: the image settings, or the tokenizer and ``max_length``."""
     kind = getattr(model.preprocessing, "kind", None)
-    if kind == "image":
+    if kind in ("image", "vectors"):  # vectors: the graph takes the (B, d) vectors themselves
         return model.preprocessing.to_config()
     if kind == "text":
         tokenizer = json.loads(text_tokenizer_json(model.preprocessing))
         return {**model.preprocessing.to_config(), "tokenizer": tokenizer}
     raise ValueError(
-        f"The onnx format needs an image or text model; this one has preprocessing kind {kind!r}. For CLIP, export "
-        "each tower with finetuner.export.export_onnx(module, example_input, path)."
+        f"The onnx format needs an image or text model (or given vectors); this one has preprocessing kind {kind!r}. "
+        "For CLIP, export each tower with finetuner.export.export_onnx(module, example_input, path)."
     )

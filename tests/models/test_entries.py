@@ -12,7 +12,7 @@ from finetuner.models import Backbone, build_backbone, get_entry, list_backends,
 
 HEAVY = 6_000_000  # parameters; counted on the meta device, where building costs nothing
 # a cheap name for each backend whose registered entries are all heavy or that builds any name of its family
-OPEN_NAMES = {"timm": "timm:test_vit", "torchvision": "torchvision:squeezenet1_0"}
+OPEN_NAMES = {"timm": "timm:test_vit", "torchvision": "torchvision:squeezenet1_0", "vectors": "vectors:8"}
 
 
 @functools.cache
