@@ -156,6 +156,7 @@ def fit(
     train_data: str | None,
     eval_data: str | None,
     test_data: str | None,
+    labels: str | None,
     config: Path | None,
     print_config: bool,
     resume: bool,
@@ -172,8 +173,12 @@ def fit(
     if model is None and train_data is None:
         model, train_data, test_data = DEMO["model"], DEMO["train_data"], test_data or DEMO["test_data"]
         given = DEMO_OPTIONS | given
-    if model is None or train_data is None:
-        raise typer.BadParameter("give both MODEL and TRAIN_DATA, or neither for the demo")
+    elif train_data is None and _is_vectors_file(model):  # finetuner fit vectors.npy --labels labels.txt
+        model, train_data = None, _vector_data(model, labels)
+    elif labels is not None:
+        raise typer.BadParameter("--labels goes with a .npy file of vectors: finetuner fit vectors.npy --labels FILE")
+    if train_data is None:
+        raise typer.BadParameter("give MODEL and TRAIN_DATA, a file of vectors (.npy, .parquet), or neither (the demo)")
     base = FitConfig.load(config) if config is not None else None
     try:
         fit_config = FitConfig.from_options(base, **given)
@@ -200,6 +205,46 @@ def fit(
     typer.secho(verdict, fg=typer.colors.RED if "worse than" in verdict else None, bold=True)
 
 
+VECTOR_FILES = (".npy", ".parquet")
+
+
+def _is_vectors_file(path: str | None) -> bool:
+    """Whether fit's first argument is data, not a model: a file of vectors (no model needed)."""
+    return path is not None and Path(path).suffix.lower() in VECTOR_FILES and Path(path).is_file()
+
+
+def _vector_data(path: str, labels: str | None) -> Any:
+    """``vectors.npy`` (with ``--labels``) as `VectorData`; a Parquet file is read as a table (``--columns``)."""
+    if Path(path).suffix.lower() != ".npy":
+        if labels is not None:
+            raise typer.BadParameter("--labels goes with a .npy file; a Parquet file names its columns (--columns)")
+        return path
+    if labels is None:
+        raise typer.BadParameter(f"{path} holds vectors without labels: give them with --labels labels.txt")
+    from finetuner.data import VectorData
+
+    return VectorData(path, _read_labels(Path(labels)))
+
+
+def _read_labels(path: Path) -> list[str]:
+    """One label a line (``.txt``), or the ``label`` column of a CSV (its only column when it has no header)."""
+    import csv
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--labels: {path} is not a file; give a text file with one label a line.")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() != ".csv":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    rows = [row for row in csv.reader(text.splitlines()) if row]
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    if "label" in header:
+        column = header.index("label")
+        return [row[column].strip() for row in rows[1:]]
+    if header and max(len(row) for row in rows) == 1:
+        return [row[0].strip() for row in rows]
+    raise ValueError(f"--labels: {path} has several columns and none is named 'label': name the labels' column.")
+
+
 def _fit_signature() -> inspect.Signature:
     """`fit`'s CLI parameters: its own, then one option per `FitConfig` field, each with its default (from
     FitConfig) and a metavar from its type."""
@@ -212,6 +257,8 @@ def _fit_signature() -> inspect.Signature:
         _argument("train_data", "image folder, CSV, 'fashion-mnist' or 'fortunes'"),
         _option("eval_data", str | None, "validation data: scores epochs, picks the model (default: held out)"),
         _option("test_data", str | None, "test data: scored before and after, never picks anything (demo: test split)"),
+        _option("labels", str | None, "with a .npy file of vectors: their labels, one a line (a .txt, or a CSV with a "
+                "'label' column)"),
         _option("config", Path | None, "a JSON/YAML file of settings (see --print-config)"),
         _option("print_config", bool, "print the settings as JSON and exit", default=False),
         _option("resume", bool, "continue from OUTPUT_DIR/checkpoints", default=False),
@@ -377,7 +424,10 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     selection = metrics.get("selection")
     if selection:
         kept = f"epoch {selection['epoch']}" if selection["epoch"] is not None else f"mix alpha={selection['alpha']}"
-        typer.echo(f"kept {kept}: {selection.get('reason', '')}")
+        kept = "the untuned backbone" if selection.get("untuned") else kept
+        refit = selection.get("refit")
+        then = f" (then trained again on {refit['items']} training + validation items)" if refit else ""
+        typer.echo(f"kept {kept}{then}: {selection.get('reason', '')}")
 
 
 @command()

@@ -52,8 +52,11 @@ class HFDatasetFormat(DataFormat):
         arrow = source.with_format("arrow")
 
         def read_column(column: str) -> Sequence:
-            if isinstance(features[column], (datasets.Value, datasets.ClassLabel)):
+            feature = features[column]
+            if isinstance(feature, (datasets.Value, datasets.ClassLabel)):
                 return arrow[column].to_pylist()
+            if _is_vector(feature):  # a column of embeddings: numbers, read whole (they become one array)
+                return list(source.with_format("numpy")[column])
             return DatasetItems(source.select_columns([column]), key=column)  # images: decoded where used
 
         class_names = {
@@ -61,6 +64,13 @@ class HFDatasetFormat(DataFormat):
         }
         table = Table(name, list(source.column_names), len(source), read_column, class_names=class_names)
         return table_to_data(table, columns, kind)
+
+
+def _is_vector(feature: Any) -> bool:
+    """A feature of flat numbers per row (``Sequence(Value("float32"))``, ``List``, ``Array``-less): embeddings."""
+    inner = getattr(feature, "feature", None)
+    dtype = getattr(inner, "dtype", "")
+    return inner is not None and not hasattr(inner, "feature") and ("float" in dtype or "int" in dtype)
 
 
 def _pick_split(source: Any) -> str:

@@ -8,15 +8,19 @@ the kind are the same for all of them.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from finetuner.data.errors import DataError
 from finetuner.data.formats.base import DataKind, is_image_path
 from finetuner.data.records import LabeledData, PairData, encode_labels
+from finetuner.data.vectors import VectorData, VectorPairs
 
 # The keys ``columns=`` accepts, and the role each one names.
 COLUMN_KEYS = {
@@ -24,6 +28,7 @@ COLUMN_KEYS = {
     "path": "item",
     "text": "item",
     "item": "item",
+    "vector": "item",
     "label": "label",
     "query": "query",
     "anchor": "query",
@@ -34,7 +39,7 @@ COLUMN_KEYS = {
 }
 # Column names read without a mapping, first match wins (case-insensitive); sentence-transformers' names included.
 DEFAULT_COLUMNS = {
-    "item": ("image", "path", "text", "item", "sentence"),
+    "item": ("image", "path", "text", "item", "sentence", "vector", "embedding"),
     "label": ("label",),
     "query": ("query", "anchor", "sentence1"),
     "document": ("document", "positive", "sentence2"),
@@ -124,13 +129,39 @@ def table_to_data(table: Table, columns: Mapping[str, str], kind: DataKind) -> L
         labels, classes = encode_labels(
             _required_values(table, label_column), names=table.class_names.get(label_column)
         )
+        if _holds_vectors(items):  # a column of embeddings (lists or arrays of numbers): vectors as data
+            return VectorData(_stacked(table, roles["item"], items), labels, classes)
         return LabeledData(items, labels, classes)
     needed = ("query", "document") + {DataKind.SCORED_PAIRS: ("score",), DataKind.TRIPLETS: ("negative",)}.get(kind, ())
     _require(table, roles, needed, kind)
     queries, documents = (_linked_images(table, _required_values(table, roles[role])) for role in ("query", "document"))
     scores = _scores(table, roles["score"]) if "score" in roles else None
     negatives = _linked_images(table, _required_values(table, roles["negative"])) if "negative" in roles else None
+    if _holds_vectors(queries) and _holds_vectors(documents):
+        stacked = {role: _stacked(table, roles[role], values) for role, values in
+                   (("query", queries), ("document", documents), ("negative", negatives)) if values is not None}
+        return VectorPairs(stacked["query"], stacked["document"], scores, stacked.get("negative"))
     return PairData(queries, documents, scores, negatives)
+
+
+def _holds_vectors(values: Sequence) -> bool:
+    """Whether a column holds embeddings: its first value a flat list, tuple or array of numbers."""
+    first = values[0] if isinstance(values, list) and values else None
+    if isinstance(first, (list, tuple)) and first:
+        return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in first)
+    return isinstance(first, np.ndarray) and first.ndim == 1 and np.issubdtype(first.dtype, np.number)
+
+
+def _stacked(table: Table, column: str, values: Sequence) -> np.ndarray:
+    """A column of embeddings as one ``(n, d)`` array; rows of another width are named."""
+    width = len(values[0])
+    wrong = next((i for i, value in enumerate(values) if len(value) != width), None)
+    if wrong is not None:
+        raise DataError(
+            f"{table.name}, {table.row_name(wrong)}: {column!r} has {len(values[wrong])} numbers, the first row "
+            f"{width}: every vector of a column must have the same width"
+        )
+    return np.asarray(values, dtype=np.float32)
 
 
 def _resolve_columns(table: Table, columns: Mapping[str, str]) -> tuple[dict[str, str], bool]:
