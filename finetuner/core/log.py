@@ -7,6 +7,18 @@ import os
 import sys
 
 _HANDLER_NAME = "finetuner-default"
+_PROGRESS = {"shown": True}  # progress bars: off with configure_logging(verbose=False)
+
+
+def show_progress() -> bool:
+    """Whether finetuner draws progress bars (training epochs, encoding passes): not after
+    ``configure_logging(verbose=False)`` (``fit(..., verbose=False)``), and never on ranks other than 0.
+
+    Example:
+        >>> configure_logging(verbose=False); show_progress()
+        False
+    """
+    return _PROGRESS["shown"] and int(os.environ.get("RANK", "0") or 0) == 0
 
 
 class MainProcessFilter(logging.Filter):
@@ -44,6 +56,7 @@ def configure_logging(verbose: bool = True) -> None:
         >>> configure_logging(verbose=False)  # doctest: +SKIP
     """
     logger = logging.getLogger("finetuner")
+    _PROGRESS["shown"] = verbose
     log_from_main_process(logger)
     ours = [handler for handler in logger.handlers if handler.get_name() == _HANDLER_NAME]
     if logging.getLogger().handlers or len(ours) != len(logger.handlers):

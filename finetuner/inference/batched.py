@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from finetuner.core import distributed
 from finetuner.core.device import autocast, move_to
+from finetuner.core.log import show_progress
 
 if TYPE_CHECKING:
     from finetuner.data.preprocessing import Preprocessing
@@ -54,7 +55,7 @@ def batched_outputs(
     result = out  # allocated at the first batch otherwise: no list of pieces to join (one copy, no fragments)
     start = 0
     with torch.inference_mode():
-        quiet = description is None or not distributed.is_main_process()  # one bar per job, on rank 0
+        quiet = description is None or not (distributed.is_main_process() and show_progress())  # one bar, rank 0
         for inputs, _ in tqdm(loader, desc=description, disable=quiet, leave=False):
             # channels_last: faster convolutions on CUDA and on the CPU alike; a no-op for other inputs
             inputs = move_to(inputs, device, channels_last=True)

@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from finetuner.core.device import autocast, autocast_dtype, move_to, resolve_device
+from finetuner.core.log import show_progress
 from finetuner.core.tensors import compare_states, mismatch_summary, non_finite_tensors
 from finetuner.training import distributed
 from finetuner.training.batches import BatchSource
@@ -176,7 +177,7 @@ class Trainer:
                 self.batches.epoch(epoch),
                 total=len(self.batches),
                 desc=f"{self.description} epoch {epoch + 1}/{self.config.epochs}",
-                disable=not distributed.is_main_process(),
+                disable=not (distributed.is_main_process() and show_progress()),
                 leave=False,
             )
             for batch in bar:

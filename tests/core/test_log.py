@@ -35,3 +35,17 @@ def test_rank_zero_and_single_processes_log_everything(logger, caplog, monkeypat
     with caplog.at_level(logging.INFO, logger=logger.name):
         logger.info("epoch 1/15 loss=0.1")
     assert [r.getMessage() for r in caplog.records] == ["epoch 1/15 loss=0.1"]
+
+
+def test_verbose_false_draws_no_progress_bars(capfd, tmp_path):
+    import numpy as np
+
+    import finetuner
+    from finetuner.data import VectorData
+
+    rng = np.random.default_rng(0)
+    data = VectorData(rng.normal(size=(64, 8)).astype("float32"), [f"c{i % 4}" for i in range(64)])
+    finetuner.fit(train_data=data, epochs=1, cache_dir=tmp_path, verbose=False)
+    assert "epoch 1/1" not in capfd.readouterr().err
+    finetuner.fit(train_data=data, epochs=1, cache_dir=tmp_path / "again", verbose=True)
+    assert "epoch 1/1" in capfd.readouterr().err  # the bars (and the epoch lines) come back with verbose

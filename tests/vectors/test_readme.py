@@ -14,4 +14,6 @@ def test_the_readme_section_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert (tmp_path / "out" / "adapter-arrays" / "weight.npy").is_file()
     assert (tmp_path / "out" / "adapter.onnx").is_file()
+    assert (tmp_path / "out" / "adapter-faiss" / "query_transform.faiss").is_file()
+    assert (tmp_path / "vectors.npy").is_file() and len((tmp_path / "labels.txt").read_text().splitlines()) == 600
     assert namespace["run"].model.spec["backbone"] == {"source": "vectors", "dim": 32}
