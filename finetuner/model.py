@@ -177,36 +177,27 @@ class EmbeddingModel(TailoredModel):
         """
         return self.encode(items, batch_size, **options)
 
-    def encode_document(
-        self,
-        items: Sequence[Any],
-        batch_size: int = 64,
-        *,
-        normalize: bool = True,
-        truncate_dim: int | None = None,
-        num_workers: int | str = "auto",
-        device: str | torch.device | None = None,
-    ) -> np.ndarray:
+    def encode_document(self, items: Sequence[Any], batch_size: int = 64, **options: Any) -> np.ndarray:
         """Embed documents: for a query-side adapter (``adapter="query"``) the backbone's own features, so an
         index built before tuning stays valid (given vectors come back as they are, up to normalisation); else
-        `encode`.
+        `encode`. ``options`` are `encode`'s.
 
         Example:
             >>> np.allclose(model.encode_document(index_vectors), index_vectors / norms)  # doctest: +SKIP
             True
         """
         fn = self.features if self.adapter == "query" or self.task == "classification" else self
-        return self._encode(fn, items, batch_size, normalize, truncate_dim, num_workers, device)
+        return self._encode(fn, items, batch_size, **options)
 
     def _encode(
         self,
         fn: Callable[[Any], torch.Tensor],
         items: Sequence[Any],
         batch_size: int,
-        normalize: bool,
-        truncate_dim: int | None,
-        num_workers: int | str,
-        device: str | torch.device | None,
+        normalize: bool = True,
+        truncate_dim: int | None = None,
+        num_workers: int | str = "auto",
+        device: str | torch.device | None = None,
     ) -> np.ndarray:
         vectors = self.outputs(fn, items, batch_size, num_workers=num_workers, device=device)
         size = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
