@@ -16,7 +16,7 @@ from torch import nn
 from finetuner._fit.data import FitData
 from finetuner._fit.sources import CachedFeatures, FeatureSource, choose_source, make_batch_sampler, tensor_batches
 from finetuner.config import EvalConfig, FitConfig
-from finetuner.evaluation import ValidationEvaluator
+from finetuner.evaluation import ValidationEvaluator, class_change_summary, describe_class_changes
 from finetuner.model import EmbeddingModel
 from finetuner.tailor import Head, LinearHead
 from finetuner.training import Callback, EvaluationCallback, TrainingCheckpoint, distributed
@@ -228,6 +228,11 @@ def run_metrics(
         metrics["before"], metrics["after"] = before["validation"], after["validation"]
     if "test" in after:
         metrics["test"] = {"before": before["test"], "after": after["test"]}
+    where, scored = ("test data", metrics["test"]) if "test" in metrics else ("validation data", metrics)
+    changes = class_change_summary(scored["before"], scored["after"], data=where) if "after" in scored else None
+    if changes is not None:  # what got better and what got worse, per class
+        metrics["class_changes"] = changes
+        logger.info("%s", describe_class_changes(changes))
     if selection is not None:
         metrics["selection"] = selection.result()
         logger.info("%s", selection_summary(metrics, data))

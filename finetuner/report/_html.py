@@ -10,8 +10,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from finetuner.evaluation.changes import Change
 from finetuner.report._images import thumbnail_png
-from finetuner.report._summary import Change
 from finetuner.report.plots import is_number, label
 
 

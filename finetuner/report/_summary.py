@@ -3,36 +3,13 @@ was trained, the title. No HTML here (that is `_html`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from finetuner.evaluation.changes import Change
 from finetuner.report.plots import HEADLINE, is_number
 
 PARTS = (("", "all classes"), ("seen/", "seen classes"), ("new/", "new classes"))
-# the per-class figure drawn, by preference: ``[seen/|new/]class/<name>/<metric>``
-CLASS_METRICS = ("map@r", "accuracy")
-_CLASS_KEY = re.compile(r"^(?:(seen|new)/)?class/(.+)/([^/]+)$")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One figure before → after; ``part`` is ``""``, ``"seen"`` or ``"new"`` (its class's part, for a class)."""
-
-    name: str
-    metric: str
-    part: str
-    before: float
-    after: float
-
-    @property
-    def delta(self) -> float:
-        return self.after - self.before
-
-    @property
-    def worse(self) -> bool:
-        return self.after < self.before
 
 
 def scored_stages(metrics: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], Mapping[str, Any]] | None:
@@ -55,20 +32,6 @@ def headline_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> lis
         for metric in metrics
         if is_number(before.get(prefix + metric)) and is_number(after.get(prefix + metric))
     ]
-
-
-def class_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
-    """Per-class before → after of one metric (MAP@R, or accuracy for classifiers), in the order of ``after``."""
-    found: dict[str, list[tuple[str, str, str]]] = {}  # metric -> (key, class, part)
-    for key in after:
-        match = _CLASS_KEY.match(key)
-        if match and is_number(after[key]) and is_number(before.get(key)):
-            part, name, metric = match.groups()
-            found.setdefault(metric, []).append((key, name, part or ""))
-    metric = next((m for m in CLASS_METRICS if m in found), next(iter(found), None))
-    if metric is None:
-        return []
-    return [Change(name, metric, part, float(before[key]), float(after[key])) for key, name, part in found[metric]]
 
 
 def held_out_classes(card: Mapping[str, Any], changes: Sequence[Change]) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from finetuner.card import ModelCardData
 from finetuner.core.version import __version__
+from finetuner.evaluation import class_changes
 from finetuner.report import _html, _summary
 from finetuner.report.plots import class_chart, label, to_png, training_curves
 
@@ -72,7 +73,7 @@ def write_report(
     selection, probed = metrics.get("selection"), metrics.get("probe")
     scored = _summary.scored_stages(metrics)
     where, before, after = scored if scored is not None else (None, {}, {})
-    classes = _summary.class_changes(before, after)
+    classes = class_changes(before, after)
 
     sections = [
         _html.summary_card(

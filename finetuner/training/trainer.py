@@ -324,7 +324,8 @@ class Trainer:
         if problems:
             raise ValueError(
                 f"{source} was written for another model: {problems}. Resume with the same model, layer_name, "
-                "head and output_dim as the run that wrote it, or start without resume_from."
+                "head and output_dim as the run that wrote it, or start without resume_from (CLI: start without "
+                "--resume, or point --output-dir at this model's run)."
             )
         saved, objective = state.get("objective"), objective_name(self.loss)
         if saved is not None and saved != objective:  # checkpoints from before the objective was saved pass
