@@ -101,6 +101,21 @@ class PreflightReport:
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
 
+    def write_report(self, folder: str | Path) -> Path:
+        """Write ``folder/report.html``, the HTML report with its pre-flight section (verdict, curve, table), and
+        ``folder/preflight.png``. A fit's report shows the same section when ``run.metrics["preflight"]`` holds
+        `to_dict`.
+
+        Example:
+            >>> report.write_report("out/preflight")  # doctest: +SKIP
+            PosixPath('out/preflight/report.html')
+        """
+        from finetuner.report import write_report
+
+        card = {"base_model": self.model, "train_data": {"source": self.data}}
+        return write_report(folder, history=[], metrics={"preflight": self.to_dict()}, config={}, card=card,
+                            title=f"Pre-flight: {self.model} on {self.data}")  # fmt: skip
+
     def plot(self) -> Any:
         """The gain per share of the labels (mean and spread over seeds) as a matplotlib ``Figure``.
 
@@ -189,7 +204,8 @@ def verdict(
         first = f"Tuning helps the training classes ({measured}) but hurts new classes ({new}); fit's guard would " \
                 "keep the untuned backbone or a mix"  # fmt: skip
     else:
-        first = f"Tuning does not help on this data: {measured} is within the seed spread or below"
+        worse = gain < -max(spread, MIN_CHANGE)
+        first = f"Tuning does not help on this data: {measured} is {'below zero' if worse else 'within the noise'}"
         if hurt:
             first += f", and it hurts new classes ({new})"
     if len(curve) < 2:
