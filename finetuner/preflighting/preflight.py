@@ -46,7 +46,8 @@ def preflight(
     cached features, and is scored on `fit`'s validation data (held out of ``train_data`` by ``val_split`` /
     ``val_class_split``, or ``eval_data``): items of the training classes (``seen/``) and held-out classes
     (``new/``), against the untuned backbone's own features. The head of the last epoch is scored (no selection on
-    validation, which would make every gain look positive).
+    validation, which would make every gain look positive). The same head trained on shuffled labels (once a seed)
+    gives the noise floor a gain must clear.
 
     Args:
         model: what `fit` takes: a registered name, a timm name, a Hugging Face folder, an ``nn.Module`` (with
@@ -98,35 +99,40 @@ def preflight(
     evaluation_seconds = time.perf_counter() - evaluated
     parts = ["seen/", "new/"] if plan.evaluator.has_guard else [""]
     keys = headline_keys(parts)
-    before = {key: before[key] for key in keys}
 
     head, features = plan.trained, plan.source.train_features["items"][0]
     start = {name: value.detach().clone() for name, value in head.state_dict().items()}
     labels = np.asarray(data.train.labels)
     curve, epoch_seconds = [], []
+
+    def train_and_score(rows: np.ndarray, seed: int, shuffle: bool) -> dict[str, float]:
+        """Fit's head from its start on the training items at ``rows`` (labels shuffled if asked), scored."""
+        subset = data.train.subset(rows.tolist())
+        if shuffle:
+            subset = dataclasses.replace(subset, labels=np.random.default_rng(seed).permutation(subset.labels).tolist())
+        head.load_state_dict(start)
+        training = dataclasses.replace(config.training, seed=seed)
+        seed_everything(seed)
+        sampler = _fit.sources.make_batch_sampler(subset, loss, training, sharded=False)
+        batches = _fit.sources.tensor_batches({"items": [features[rows]]}, subset, sampler)
+        trained = time.perf_counter()
+        Trainer(head, loss, batches, training, miner=miner, description=f"preflight {len(rows)} items").fit()
+        epoch_seconds.append((time.perf_counter() - trained) / training.epochs)
+        return plan.metrics("validation")
+
     for share in shares:
-        runs = []
-        for seed in seed_list:
-            rows = share_rows(labels, share, seed)
-            subset = data.train.subset(rows.tolist())
-            head.load_state_dict(start)
-            training = dataclasses.replace(config.training, seed=seed)
-            seed_everything(seed)
-            sampler = _fit.sources.make_batch_sampler(subset, loss, training, sharded=False)
-            batches = _fit.sources.tensor_batches({"items": [features[rows]]}, subset, sampler)
-            trained = time.perf_counter()
-            Trainer(head, loss, batches, training, miner=miner, description=f"preflight {share:.0%}").fit()
-            if share == shares[-1]:
-                epoch_seconds.append((time.perf_counter() - trained) / training.epochs)
-            scores = plan.metrics("validation")
-            runs.append({key: scores[key] for key in keys})
-        point = CurvePoint.from_runs(share, int(len(rows)), runs, before)
+        picked = [share_rows(labels, share, seed) for seed in seed_list]
+        runs = [train_and_score(rows, seed, shuffle=False) for rows, seed in zip(picked, seed_list)]
+        point = CurvePoint.from_runs(share, int(len(picked[0])), runs, before, keys)
         logger.info("preflight %s of the labels (%d items): gain %s", f"{share:.0%}", point.items,
                     " ".join(f"{k} {point.gain[k]:+.4f}" for k in keys))  # fmt: skip
         curve.append(point)
+    every = np.arange(len(labels))
+    null_runs = [train_and_score(every, seed, shuffle=True) for seed in seed_list]
+    shuffled = CurvePoint.from_runs(1.0, len(labels), null_runs, before, keys)
 
     epochs = config.training.epochs
-    head_epoch = float(np.mean(epoch_seconds))
+    head_epoch = float(np.mean(epoch_seconds[-len(seed_list):]))  # the shuffled runs: all training items
     refit = epochs * head_epoch * len(data.eval) / len(data.train) if config.evaluation.refit and data.source else 0.0
     timing = {
         "backbone": backbone_seconds,
@@ -143,13 +149,16 @@ def preflight(
         parts=parts,
         selection_key=plan.evaluator.selection_key,
         guard_key=plan.evaluator.guard_key,
-        before=before,
+        before={key: before[key] for key in keys},
         curve=curve,
         seeds=seed_list,
         held_out_classes=list(data.held_out_classes),
         timing=timing,
+        shuffled=shuffled,
         leaderboard=board,
-        verdict=verdict(curve, plan.evaluator.selection_key, plan.evaluator.guard_key, guard_tolerance=tolerance),
+        verdict=verdict(
+            curve, plan.evaluator.selection_key, plan.evaluator.guard_key, guard_tolerance=tolerance, shuffled=shuffled
+        ),
     )
     logger.info("%s", report.verdict)
     return report

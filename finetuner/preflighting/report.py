@@ -26,6 +26,9 @@ class CurvePoint:
         items: how many training items that is.
         gain: metric (``seen/map@r``, ``new/recall@1``, ...) -> mean over seeds of tuned minus untuned, on validation.
         spread: the same metrics' standard deviation over seeds (0 with one seed).
+        class_error: the standard error of the gain over validation classes (the per-class gains' standard deviation
+            over the square root of their number; 0 without per-class figures): how much the figure would move on
+            other validation data, which seeds alone do not show.
         runs: per seed, the tuned model's validation metrics.
     """
 
@@ -33,22 +36,37 @@ class CurvePoint:
     items: int
     gain: dict[str, float]
     spread: dict[str, float]
+    class_error: dict[str, float] = field(default_factory=dict)
     runs: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
     def from_runs(
-        cls, share: float, items: int, runs: Sequence[Mapping[str, float]], before: Mapping[str, float]
-    ) -> CurvePoint:
-        """Mean and spread of the gains of ``runs`` (one metrics dict per seed) over ``before``.
+        cls, share: float, items: int, runs: Sequence[Mapping[str, float]], before: Mapping[str, float],
+        keys: Sequence[str],
+    ) -> CurvePoint:  # fmt: skip
+        """Mean, spread and class error of the gains of ``runs`` (one metrics dict per seed, with per-class figures
+        ``[seen/|new/]class/<name>/<metric>``) over ``before``, for ``keys``.
 
         Example:
-            >>> CurvePoint.from_runs(1.0, 90, [{"map@r": 0.5}, {"map@r": 0.6}], {"map@r": 0.4}).gain["map@r"]
-            0.15000000000000002
+            >>> point = CurvePoint.from_runs(1.0, 90, [{"map@r": 0.5}, {"map@r": 0.6}], {"map@r": 0.4}, ["map@r"])
+            >>> round(point.gain["map@r"], 3), round(point.spread["map@r"], 3)
+            (0.15, 0.071)
         """
-        keys = [key for key in before if all(key in run for run in runs)]
         gains = {key: np.asarray([run[key] - before[key] for run in runs]) for key in keys}
         spread = {key: float(g.std(ddof=1)) if len(g) > 1 else 0.0 for key, g in gains.items()}
-        return cls(share, items, {key: float(g.mean()) for key, g in gains.items()}, spread, [dict(r) for r in runs])
+        error = {}
+        for key in keys:
+            part, _, metric = key.rpartition("/")
+            prefix = f"{part}/class/" if part else "class/"
+            names = [k for k in before if k.startswith(prefix) and k.endswith("/" + metric) and all(k in r for r in runs)]
+            per_class = np.asarray([np.mean([run[k] - before[k] for run in runs]) for k in names])
+            error[key] = float(per_class.std(ddof=1) / np.sqrt(len(per_class))) if len(per_class) > 1 else 0.0
+        shown = [{key: run[key] for key in keys} for run in runs]
+        return cls(share, items, {key: float(g.mean()) for key, g in gains.items()}, spread, error, shown)
+
+    def noise(self, key: str) -> float:
+        """The larger of the seed spread and the class error of ``key``: a gain must exceed it to count."""
+        return max(self.spread[key], self.class_error.get(key, 0.0))
 
 
 @dataclass
@@ -68,6 +86,8 @@ class PreflightReport:
         timing: seconds: ``backbone`` (the pass over the data, or reading its cache), ``head_epoch`` (one epoch of
             the head on all training items), ``evaluation`` (one validation), ``fit_estimate`` (a full fit: the pass,
             ``epochs`` x (epoch + evaluation) and the refit), ``total`` (this pre-flight); and ``epochs``.
+        shuffled: the head trained on all training items with their labels shuffled (per seed): what training alone
+            moves the figures by when labels carry no information, the floor a gain must clear.
         leaderboard: the probe's rows (layer, head, dim, score), best first; None unless asked for.
         verdict: one sentence: does tuning help here, and would more labels.
 
@@ -87,6 +107,7 @@ class PreflightReport:
     seeds: list[int]
     held_out_classes: list[str]
     timing: dict[str, float]
+    shuffled: CurvePoint | None = None
     leaderboard: list[dict[str, Any]] | None = None
     verdict: str = ""
 
@@ -140,9 +161,14 @@ class PreflightReport:
         seeds = len(self.seeds)
         title = (
             f"pre-flight: gain over the untuned backbone on validation (mean ± spread over {seeds} "
-            f"seed{'s' if seeds != 1 else ''})"
+            f"seed{'s' if seeds != 1 else ''}; the verdict also weighs the error over validation classes)"
         )
         out = [title, lines[0], "-" * len(lines[0]), *lines[1:]]
+        if self.shuffled is not None:
+            null = self.shuffled
+            out.append("shuffled labels (the noise floor): " + ", ".join(
+                f"{column_name(k)} {null.gain[k]:+.4f} ±{null.spread[k]:.4f}" for k in keys
+            ))  # fmt: skip
         if self.held_out_classes:
             out.append(f"held-out classes (new): {', '.join(self.held_out_classes)}")
         if self.leaderboard:
@@ -174,12 +200,18 @@ def cost_line(timing: Mapping[str, float]) -> str:
 
 
 def verdict(
-    curve: Sequence[CurvePoint], selection_key: str, guard_key: str | None, *, guard_tolerance: float | None = 0.01
+    curve: Sequence[CurvePoint],
+    selection_key: str,
+    guard_key: str | None,
+    *,
+    guard_tolerance: float | None = 0.01,
+    shuffled: CurvePoint | None = None,
 ) -> str:
-    """One sentence: whether tuning helps (the gain of the largest share on ``selection_key`` beyond its spread over
-    seeds and `MIN_CHANGE`, and ``guard_key`` not falling by more than ``guard_tolerance`` or its spread) and whether
-    more labels would help (the gain still rising from the second-largest share to the largest by more than their
-    spreads).
+    """One sentence: whether tuning helps (the gain of the largest share on ``selection_key`` beyond its noise, the
+    larger of the spread over seeds and the error over validation classes, and `MIN_CHANGE`; ``guard_key`` not
+    falling by more than ``guard_tolerance`` or its noise) and whether more labels would help (the gain still rising
+    from the second-largest share to the largest by more than their noise). With ``shuffled`` (the head trained on
+    shuffled labels) the gain must also clear what that head gains, by more than its spread.
 
     Example:
         >>> points = [CurvePoint(s, 10, {"map@r": g}, {"map@r": 0.01}) for s, g in ((0.5, 0.02), (1.0, 0.08))]
@@ -189,13 +221,15 @@ def verdict(
     if not curve:
         raise ValueError("The curve is empty: give at least one share.")
     full = curve[-1]
-    gain, spread = full.gain[selection_key], full.spread[selection_key]
+    gain, spread = full.gain[selection_key], full.noise(selection_key)
     measured = f"{selection_key} {gain:+.3f} ±{spread:.3f} with {full.share:.0%} of the labels"
-    helps = gain > max(spread, MIN_CHANGE)
+    floor = max(shuffled.gain[selection_key], 0.0) if shuffled is not None else 0.0
+    noise = max(spread, shuffled.noise(selection_key) if shuffled is not None else 0.0, MIN_CHANGE)
+    helps = gain > floor + noise
     hurt = None
     if guard_key is not None:
-        allowed = max(guard_tolerance or 0.0, full.spread[guard_key], MIN_CHANGE)
-        new = f"{guard_key} {full.gain[guard_key]:+.3f} ±{full.spread[guard_key]:.3f}"
+        allowed = max(guard_tolerance or 0.0, full.noise(guard_key), MIN_CHANGE)
+        new = f"{guard_key} {full.gain[guard_key]:+.3f} ±{full.noise(guard_key):.3f}"
         hurt = full.gain[guard_key] < -allowed
     if helps and not hurt:
         first = f"Tuning helps on this data: {measured}"
@@ -204,15 +238,16 @@ def verdict(
         first = f"Tuning helps the training classes ({measured}) but hurts new classes ({new}); fit's guard would " \
                 "keep the untuned backbone or a mix"  # fmt: skip
     else:
-        worse = gain < -max(spread, MIN_CHANGE)
-        first = f"Tuning does not help on this data: {measured} is {'below zero' if worse else 'within the noise'}"
+        worse = gain < -noise
+        said = "below zero" if worse else "within the noise" if floor <= 0 else f"no more than shuffled labels get ({floor:+.3f})"
+        first = f"Tuning does not help on this data: {measured} is {said}"
         if hurt:
             first += f", and it hurts new classes ({new})"
     if len(curve) < 2:
         return first + "; give two shares or more to tell whether more labels would help."
     previous = curve[-2]
     rise = gain - previous.gain[selection_key]
-    margin = max(spread, previous.spread[selection_key], MIN_CHANGE)
+    margin = max(spread, previous.noise(selection_key), MIN_CHANGE)
     steps = f"{previous.gain[selection_key]:+.3f} at {previous.share:.0%} -> {gain:+.3f} at {full.share:.0%}"
     if rise > margin:
         return f"{first}; more labels would likely help: the gain is still rising ({steps})."

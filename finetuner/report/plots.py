@@ -162,11 +162,11 @@ def gain_curve(preflight: Mapping[str, Any]) -> Figure | None:
     ax = fig.subplots()
     shares = [100 * point["share"] for point in curve]
     lines = [(part, metric) for part in preflight.get("parts", [""]) for metric in ("map@r", "recall@1")]
-    for i, (part, metric) in enumerate(lines):
+    for part, metric in lines:
         key = part + metric
         if not all(key in point["gain"] for point in curve):
             continue
-        color = (_UP if part != "new/" else _NEW) if metric == "map@r" else _COLORS[1 + (part == "new/") * 2]
+        color = _NEW if part == "new/" else _UP if part == "seen/" else _COLORS[1]  # a colour per part
         name = f"{PART_NAMES.get(part, part)}: {label(metric)}"
         ax.errorbar(shares, [p["gain"][key] for p in curve], yerr=[p["spread"][key] for p in curve], marker="o",
                     markersize=4, capsize=3, color=color, linestyle="-" if metric == "map@r" else "--", label=name)  # fmt: skip
