@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-# Changes this small count as none (the tolerance of `finetuner.evaluation.verdict`: the noise of a few hundred queries).
+# Changes this small count as none (`finetuner.evaluation.verdict`'s tolerance: the noise of a few hundred queries).
 MIN_CHANGE = 0.005
 METRICS = ("recall@1", "map@r")
 PART_NAMES = {"": "all", "seen/": "seen", "new/": "new"}
@@ -58,7 +58,8 @@ class CurvePoint:
         for key in keys:
             part, _, metric = key.rpartition("/")
             prefix = f"{part}/class/" if part else "class/"
-            names = [k for k in before if k.startswith(prefix) and k.endswith("/" + metric) and all(k in r for r in runs)]
+            names = [k for k in before if k.startswith(prefix) and k.endswith("/" + metric)]
+            names = [k for k in names if all(k in run for run in runs)]
             per_class = np.asarray([np.mean([run[k] - before[k] for run in runs]) for k in names])
             error[key] = float(per_class.std(ddof=1) / np.sqrt(len(per_class))) if len(per_class) > 1 else 0.0
         shown = [{key: run[key] for key in keys} for run in runs]
@@ -239,7 +240,8 @@ def verdict(
                 "keep the untuned backbone or a mix"  # fmt: skip
     else:
         worse = gain < -noise
-        said = "below zero" if worse else "within the noise" if floor <= 0 else f"no more than shuffled labels get ({floor:+.3f})"
+        said = "below zero" if worse else "within the noise"
+        said = f"no more than shuffled labels get ({floor:+.3f})" if floor > 0 and not worse else said
         first = f"Tuning does not help on this data: {measured} is {said}"
         if hurt:
             first += f", and it hurts new classes ({new})"

@@ -168,8 +168,10 @@ def gain_curve(preflight: Mapping[str, Any]) -> Figure | None:
             continue
         color = _NEW if part == "new/" else _UP if part == "seen/" else _COLORS[1]  # a colour per part
         name = f"{PART_NAMES.get(part, part)}: {label(metric)}"
-        ax.errorbar(shares, [p["gain"][key] for p in curve], yerr=[p["spread"][key] for p in curve], marker="o",
-                    markersize=4, capsize=3, color=color, linestyle="-" if metric == "map@r" else "--", label=name)  # fmt: skip
+        gains, spreads = [p["gain"][key] for p in curve], [p["spread"][key] for p in curve]
+        style = "-" if metric == "map@r" else "--"
+        ax.errorbar(shares, gains, yerr=spreads, marker="o", markersize=4, capsize=3, color=color, linestyle=style,
+                    label=name)  # fmt: skip
     ax.axhline(0.0, color=_COLORS[0], linewidth=1.0, linestyle=":")
     ax.set_xticks(shares, [f"{s:g}%" for s in shares])
     _style(ax, "gain over the untuned backbone, by share of the labels", xlabel="labelled training items used")
