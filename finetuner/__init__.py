@@ -21,6 +21,7 @@ _EXPORTS = {
     "display": "finetuner.api",
     "probe": "finetuner.probing",
     "sweep": "finetuner.probing",
+    "preflight": "finetuner.preflighting",
     "Run": "finetuner.run",
     "EmbeddingModel": "finetuner.model",
     "tailor": "finetuner.tailor",
@@ -42,6 +43,7 @@ __all__ = [
     "fit",
     "list_models",
     "load",
+    "preflight",
     "probe",
     "sweep",
     "tailor",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from finetuner.config import FitConfig
     from finetuner.data import DataError
     from finetuner.model import EmbeddingModel
+    from finetuner.preflighting import preflight
     from finetuner.probing import probe, sweep
     from finetuner.run import Run
     from finetuner.training import TrainingDivergedError

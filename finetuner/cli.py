@@ -1,4 +1,4 @@
-"""The `finetuner` command: list-models, display, fit, eval, encode, export, index, search.
+"""The `finetuner` command: list-models, display, fit, probe, preflight, eval, encode, export, index, search.
 
 Heavy libraries (torch, timm, transformers) are imported inside the commands, so `finetuner --help` is fast.
 """
@@ -471,6 +471,47 @@ def probe(
         typer.echo(str(result))
         options = result.fit_options()
     typer.echo(f"fit with: {json.dumps(options)}")
+
+
+@command()
+def preflight(
+    model: Annotated[str, typer.Argument(help="model name, timm name or folder")],
+    train_data: Annotated[str, typer.Argument(help="labelled data: image folder, CSV, 'fashion-mnist', ...")],
+    eval_data: Annotated[str | None, typer.Option(help="validation data (default: held out of TRAIN_DATA)")] = None,
+    shares: Annotated[str, typer.Option(help="shares of the labels, separated by commas")] = "0.1,0.25,0.5,1.0",
+    seeds: Annotated[int, typer.Option(help="seeds per share (the spread is over them)")] = 3,
+    probe: Annotated[bool, typer.Option(help="also rank layers x heads with the probe (costs more)")] = False,
+    output: Annotated[Path, typer.Option(help="JSON file of the report")] = Path("preflight.json"),
+    plot: Annotated[Path | None, typer.Option(help="save the gain curve (PNG)")] = None,
+    report: Annotated[Path | None, typer.Option(help="write an HTML report with the pre-flight here")] = None,
+    config: Annotated[Path | None, typer.Option(help="fit's settings from a file (fit --print-config)")] = None,
+    output_dim: Annotated[int, typer.Option(help="size of fit's head")] = 128,
+    epochs: Annotated[int | None, typer.Option(help="epochs of each head (default: fit's)")] = None,
+    input_size: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 3,224,224")] = None,
+    pretrained: Annotated[bool, typer.Option(help="load pretrained weights from disk", metavar="")] = True,
+    val_split: Annotated[float | None, typer.Option(help="hold out this fraction of items (default: fit's)")] = None,
+    val_class_split: Annotated[float | None, typer.Option(help="... and of whole classes (default: fit's)")] = None,
+) -> None:
+    """Will tuning help? From one cached pass, train fit's head on shares of the labels and print the gain over the
+    untuned backbone per share (seen and new classes), the cost of a fit and a one-sentence verdict."""
+    _setup_logging(False)
+    import finetuner
+    from finetuner.config import FitConfig
+
+    given = {"epochs": epochs, "input_size": _parse_option("input_size", input_size) if input_size else None,
+             "val_split": val_split, "val_class_split": val_class_split}  # fmt: skip
+    options = {"pretrained": pretrained, "output_dim": output_dim} | {k: v for k, v in given.items() if v is not None}
+    base = FitConfig.load(config) if config is not None else None
+    fractions = [float(share) for share in shares.split(",") if share.strip()]
+    found = finetuner.preflight(
+        model, train_data, eval_data, shares=fractions, seeds=seeds, probe=probe, config=base, **options
+    )
+    typer.echo(str(found))
+    typer.echo(f"report: {found.save(output)}")
+    if plot is not None:
+        found.plot().savefig(plot)
+    if report is not None:
+        typer.echo(f"HTML report: {found.write_report(report)}")
 
 
 @command("eval")

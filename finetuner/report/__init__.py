@@ -5,7 +5,7 @@ Example:
     >>> path = write_report("out/report", history=history, metrics=metrics, config=config, card=card)  # doctest: +SKIP
 """
 
-from finetuner.report.plots import class_chart, training_curves
+from finetuner.report.plots import class_chart, gain_curve, training_curves
 from finetuner.report.writer import write_report
 
-__all__ = ["class_chart", "training_curves", "write_report"]
+__all__ = ["class_chart", "gain_curve", "training_curves", "write_report"]

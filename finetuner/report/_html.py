@@ -98,6 +98,21 @@ def probe_block(probed: Mapping[str, Any]) -> str:
     return note + f"<table>\n{head}\n" + "\n".join(rows) + "\n</table>"
 
 
+def preflight_block(preflight: Mapping[str, Any], png: bytes | None) -> str:
+    """A pre-flight's verdict, its gain curve (plot and table: mean ± spread over seeds per share) and its cost."""
+    keys = [part + metric for part in preflight.get("parts", [""]) for metric in ("recall@1", "map@r")]
+    head = "".join(f'<th class="num">{esc(key)}</th>' for key in keys)
+    rows = [
+        f'<tr><td class="key">{point["share"]:.0%}</td><td class="num">{point["items"]}</td>'
+        + "".join(f'<td class="num">{point["gain"][k]:+.4f} &plusmn;{point["spread"][k]:.4f}</td>' for k in keys)
+        + "</tr>"
+        for point in preflight.get("curve", [])
+    ]
+    table = f'<table>\n<tr><th>labels</th><th class="num">items</th>{head}</tr>\n' + "\n".join(rows) + "\n</table>"
+    plot = plot_img(png, "pre-flight gain per share of the labels") if png else ""
+    return f"<p>{esc(preflight.get('verdict', ''))}</p>\n{plot}\n{table}"
+
+
 def format_value(value: Any) -> str:
     """Metric values with 4 decimals; a dash for a missing one."""
     return f"{float(value):.4f}" if is_number(value) else "&ndash;"

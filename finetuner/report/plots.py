@@ -141,6 +141,44 @@ def class_chart(changes: Sequence[Any], metric: str, where: str, limit: int = 30
     return fig
 
 
+def gain_curve(preflight: Mapping[str, Any]) -> Figure | None:
+    """A pre-flight's gain over the untuned backbone per share of the labels: a line per part and metric (seen / new
+    classes, R@1 and MAP@R), the spread over seeds as error bars, zero marked.
+
+    Args:
+        preflight: `PreflightReport.to_dict()`: ``parts``, and ``curve`` rows with ``share``, ``gain`` and ``spread``.
+
+    Returns:
+        A matplotlib `Figure`, or None without a curve.
+
+    Example:
+        >>> point = {"share": 1.0, "gain": {"map@r": 0.1}, "spread": {"map@r": 0.01}}
+        >>> fig = gain_curve({"parts": [""], "curve": [point]})
+    """
+    curve = preflight.get("curve") or []
+    if not curve:
+        return None
+    fig = _figure(width=4.6, height=3.2)
+    ax = fig.subplots()
+    shares = [100 * point["share"] for point in curve]
+    lines = [(part, metric) for part in preflight.get("parts", [""]) for metric in ("map@r", "recall@1")]
+    for part, metric in lines:
+        key = part + metric
+        if not all(key in point["gain"] for point in curve):
+            continue
+        color = _NEW if part == "new/" else _UP if part == "seen/" else _COLORS[1]  # a colour per part
+        name = f"{PART_NAMES.get(part, part)}: {label(metric)}"
+        gains, spreads = [p["gain"][key] for p in curve], [p["spread"][key] for p in curve]
+        style = "-" if metric == "map@r" else "--"
+        ax.errorbar(shares, gains, yerr=spreads, marker="o", markersize=4, capsize=3, color=color, linestyle=style,
+                    label=name)  # fmt: skip
+    ax.axhline(0.0, color=_COLORS[0], linewidth=1.0, linestyle=":")
+    ax.set_xticks(shares, [f"{s:g}%" for s in shares])
+    _style(ax, "gain over the untuned backbone, by share of the labels", xlabel="labelled training items used")
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    return fig
+
+
 def to_png(fig: Figure, dpi: int = 2 * DPI) -> bytes:
     """Render a figure to PNG bytes with the Agg canvas, at twice the display resolution (sharp on phones).
 

@@ -13,10 +13,11 @@ from finetuner.card import ModelCardData
 from finetuner.core.version import __version__
 from finetuner.evaluation import class_changes
 from finetuner.report import _html, _summary
-from finetuner.report.plots import class_chart, label, to_png, training_curves
+from finetuner.report.plots import class_chart, gain_curve, label, to_png, training_curves
 
 REPORT_FILE = "report.html"
 CLASS_FILE = "per_class.png"
+PREFLIGHT_FILE = "preflight.png"
 CURVE_FILES = "curves_*.png"  # one per training chart: curves_loss.png, curves_map_at_r.png, ...
 
 
@@ -45,7 +46,8 @@ def write_report(
         metrics: `Run.metrics`: ``before`` / ``after`` on validation data (with ``seen/``, ``new/`` and per-class
             ``[seen/|new/]class/<name>/<metric>`` keys when the evaluator gave them), and optionally ``test``
             (``before`` / ``after`` on test data), ``selection`` (`fit`'s model selection: ``reason``, ``epoch``,
-            ``alpha``, ``candidates``) and ``probe`` (``layer_name="auto"``: the leaderboard).
+            ``alpha``, ``candidates``), ``probe`` (``layer_name="auto"``: the leaderboard) and ``preflight``
+            (`finetuner.preflight`'s ``report.to_dict()``: its verdict, gain curve and plot).
         config: the run's settings (`FitConfig.to_dict`), shown folded; its ``model`` section names the head.
         examples: retrieval examples, each ``{"query", "query_label", "results", "result_labels", "relevant"}``,
             plus optionally ``results_before``, ``result_labels_before``, ``relevant_before`` (the untuned model's
@@ -94,6 +96,10 @@ def write_report(
         sections.append(_html.section("Example retrievals", _html.examples_block(examples)))
     if probed:
         sections.append(_html.section("Layer and head probe", _html.probe_block(probed)))
+    preflight = metrics.get("preflight")
+    gain_png = _save_plot(gain_curve(preflight) if preflight else None, folder / PREFLIGHT_FILE)
+    if preflight:
+        sections.append(_html.section("Will tuning help? (pre-flight)", _html.preflight_block(preflight, gain_png)))
     for stale in folder.glob(CURVE_FILES):
         stale.unlink()
     kept = selection.get("epoch") if selection else None

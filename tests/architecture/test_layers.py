@@ -18,7 +18,7 @@ LAYERS = [
     {"export", "card"},
     {"model", "tailoring"},
     {"report"},
-    {"config", "run", "_fit", "api", "probing"},
+    {"config", "run", "_fit", "api", "probing", "preflighting"},
     {"cli", "__main__"},
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
