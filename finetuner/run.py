@@ -39,7 +39,11 @@ class Run:
         from finetuner.evaluation import verdict
 
         if "test" in self.metrics:
-            return verdict(self.metrics["test"]["before"], self.metrics["test"]["after"], data="test data")
+            said = verdict(self.metrics["test"]["before"], self.metrics["test"]["after"], data="test data")
+            refit = (self.metrics.get("selection") or {}).get("refit")
+            if refit and "new/" in " ".join(self.metrics["test"]["after"]):
+                said += " (the refit trained on the held-out classes too: they are new to the validated model only)"
+            return said
         if "after" in self.metrics:
             return verdict(self.metrics["before"], self.metrics["after"], data="validation data")
         return "no validation or test data: nothing says whether tuning helped"
