@@ -253,4 +253,4 @@ def verdict(
     steps = f"{previous.gain[selection_key]:+.3f} at {previous.share:.0%} -> {gain:+.3f} at {full.share:.0%}"
     if rise > margin:
         return f"{first}; more labels would likely help: the gain is still rising ({steps})."
-    return f"{first}; more labels are unlikely to help much: the gain is not rising ({steps})."
+    return f"{first}; more labels are unlikely to help much: the gain rises no more than its noise ({steps})."
