@@ -164,6 +164,14 @@ class EvalConfig:
         refit: once validation has chosen a trained epoch (or mix), train the head again from its start with that
             choice on the training and validation items together (frozen backbone, validation held out of the
             training data); the validated figures stay reported. False returns the validated model itself.
+        search: ``auto``: with a frozen backbone's cached features and labelled data, first run a small seeded
+            recipe search (`finetuner._fit.search`: learning rate, loss and miner, ``keep_neighbourhood``; each
+            trial's epoch chosen by the selection above) on fit's own validation and train with the best; None:
+            train the recipe as given. Settings given explicitly (``loss``, ``miner``, a ``learning_rate`` other
+            than the default, ``keep_neighbourhood`` other than 0) are kept.
+        search_trials: at most this many trials (the given recipe is the first).
+        search_budget: seconds the search may take (None: as long as the backbone's pass over the data took, at
+            least 30 s); the trial running when it is spent finishes.
     """
 
     k: tuple[int, ...] = (1, 5, 10)
@@ -172,8 +180,17 @@ class EvalConfig:
     guard_tolerance: float | None = 0.01
     eval_steps: int | None = None
     refit: bool = True
+    search: str | None = "auto"
+    search_trials: int = 12
+    search_budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.search not in ("auto", None):
+            raise ValueError(f"search must be 'auto' or None (train the recipe as given), got {self.search!r}.")
+        if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int) or self.search_trials < 1:
+            raise ValueError(f"search_trials must be a whole number of at least 1, got {self.search_trials!r}.")
+        if self.search_budget is not None and not self.search_budget > 0:
+            raise ValueError(f"search_budget must be a positive number of seconds or None, got {self.search_budget!r}.")
         if not isinstance(self.refit, bool):
             raise ValueError(f"refit must be True or False, got {self.refit!r}.")
         if self.eval_steps is not None and (isinstance(self.eval_steps, bool) or self.eval_steps < 1):

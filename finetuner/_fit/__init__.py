@@ -15,6 +15,7 @@ from finetuner._fit.plan import (
     run_metrics,
     selection_summary,
 )
+from finetuner._fit.search import choose_recipe
 from finetuner._fit.sources import SOURCES, CachedFeatures, FeatureSource, RawItems, choose_source, head_outputs
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "build_objective",
     "card_data",
     "choose_layer_and_head",
+    "choose_recipe",
     "choose_source",
     "columns",
     "data_kind",

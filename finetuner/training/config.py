@@ -50,6 +50,9 @@ class TrainConfig:
         miner: a pytorch-metric-learning miner name, or a module.
         loss_options: keyword arguments for the loss, e.g. {"margin": 0.1} (JSON on the command line).
         miner_options: keyword arguments for the miner, e.g. {"epsilon": 0.1}.
+        keep_neighbourhood: weight of the neighbourhood-keeping term for a head on a frozen backbone's cached
+            features (`finetuner.training.neighbourhood.NeighbourhoodLoss`: the frozen features' in-batch cosine
+            similarities distilled into the head's); 0: off. Labelled metric losses only.
     """
 
     epochs: int = 15
@@ -77,8 +80,11 @@ class TrainConfig:
     miner: str | Any | None = None
     loss_options: dict[str, Any] = field(default_factory=dict)
     miner_options: dict[str, Any] = field(default_factory=dict)
+    keep_neighbourhood: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.keep_neighbourhood, bool) or not self.keep_neighbourhood >= 0:
+            raise ValueError(f"keep_neighbourhood must be a weight of at least 0 (0: off), got {self.keep_neighbourhood!r}.")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
         if self.batch_size < 2:
