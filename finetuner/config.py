@@ -160,6 +160,8 @@ class EvalConfig:
         guard_tolerance: how much the primary metric on held-out classes may fall below the untuned model's
             before a candidate is refused (None: no guard). When every epoch is refused, the weights are mixed
             with the start (WiSE-FT), the mix chosen on validation.
+        also_guard: more metrics of the held-out classes held to ``guard_tolerance`` (``recall@1``: the nearest
+            neighbour, beside the primary MAP@R); () for the primary metric only.
         eval_steps: also evaluate every this many optimizer steps (logged to trackers; None: after each epoch only).
         refit: once validation has chosen a trained epoch (or mix), train the head again from its start with that
             choice on the training and validation items together (frozen backbone, validation held out of the
@@ -178,6 +180,7 @@ class EvalConfig:
     max_queries: int | None = None
     select_best: bool = True
     guard_tolerance: float | None = 0.01
+    also_guard: tuple[str, ...] = ("recall@1",)
     eval_steps: int | None = None
     refit: bool = True
     search: str | None = "auto"
@@ -185,6 +188,7 @@ class EvalConfig:
     search_budget: float | None = None
 
     def __post_init__(self) -> None:
+        self.also_guard = (self.also_guard,) if isinstance(self.also_guard, str) else tuple(self.also_guard)
         if self.search not in ("auto", None):
             raise ValueError(f"search must be 'auto' or None (train the recipe as given), got {self.search!r}.")
         if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int) or self.search_trials < 1:

@@ -123,6 +123,7 @@ def model_selection(
         reference=untuned,
         tolerance=evaluation.guard_tolerance,
         untuned=untuned_candidate(plan) if with_untuned else None,
+        also_guard=tuple(f"new/{name}" for name in evaluation.also_guard),
     )
 
 

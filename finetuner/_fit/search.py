@@ -48,11 +48,12 @@ MIN_BUDGET_SECONDS = 30.0
 
 def objective(net: nn.Module, data: FitData, training: TrainConfig, plan: TrainingPlan) -> tuple[nn.Module, Any]:
     """The loss and miner of ``training``, the loss wrapped in `NeighbourhoodLoss` when ``keep_neighbourhood`` is
-    set and the head trains on cached frozen features (whose batches are the head's input)."""
+    set and the head trains on cached frozen features (whose batches are the head's input), centred on the
+    training features' mean."""
     loss, miner = build_objective(net, data, training)
     weight = training.keep_neighbourhood
     if weight > 0 and isinstance(plan.source, CachedFeatures) and not data.pairs and needs_two_classes(loss):
-        loss = NeighbourhoodLoss(loss, weight)
+        loss = NeighbourhoodLoss(loss, weight, center=plan.training_sample().mean(0))
     return loss, miner
 
 
@@ -114,9 +115,15 @@ def choose_recipe(
     began = time.perf_counter()
     logger.info("recipe search on the cached features: %s, at most %d trial(s) in %.0f s",
                 ", ".join(space), evaluation.search_trials, budget)
-    while len(trials) < evaluation.search_trials and (not trials or time.perf_counter() - began < budget):
-        trial = study.ask({name: optuna.distributions.CategoricalDistribution(choices)
-                           for name, choices in space.items()})
+    distributions = {name: optuna.distributions.CategoricalDistribution(choices) for name, choices in space.items()}
+    asked = 0
+    while (len(trials) < evaluation.search_trials and asked < 4 * evaluation.search_trials
+           and (not trials or time.perf_counter() - began < budget)):
+        trial, asked = study.ask(distributions), asked + 1
+        seen = next((t for t in trials if t["params"] == trial.params), None)
+        if seen is not None:  # the sampler repeats itself on a small grid: tell it the known result
+            study.tell(trial, seen["score"] if seen["score"] is not None else float("-inf"))
+            continue
         found = run_trial(plan, net, data, config, with_params(config.training, trial.params), untuned, start)
         found = {"number": len(trials), "params": dict(trial.params), **found}
         study.tell(trial, found["score"] if found["score"] is not None else float("-inf"))

@@ -84,7 +84,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.keep_neighbourhood, bool) or not self.keep_neighbourhood >= 0:
-            raise ValueError(f"keep_neighbourhood must be a weight of at least 0 (0: off), got {self.keep_neighbourhood!r}.")
+            raise ValueError(
+                f"keep_neighbourhood must be a weight of at least 0 (0: off), got {self.keep_neighbourhood!r}."
+            )
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
         if self.batch_size < 2:

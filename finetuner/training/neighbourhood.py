@@ -16,9 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def similarity_distillation(inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference between the in-batch cosine similarities of ``outputs`` and of ``inputs`` (the
-    diagonal left out); 0 when the outputs keep every pairwise cosine of the inputs.
+def similarity_distillation(
+    inputs: torch.Tensor, outputs: torch.Tensor, center: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared difference between the in-batch cosine similarities of ``outputs`` and of ``inputs`` minus
+    ``center`` (the diagonal left out); 0 when the outputs keep every pairwise cosine of the inputs.
+
+    Features after a ReLU are all positive, so their raw cosines are all high; heads that start at their PCA
+    (`ResidualProjectionHead`) see them centred: give the features' mean as ``center`` to distil that geometry.
 
     Example:
         >>> x = torch.randn(8, 16)
@@ -27,7 +32,10 @@ def similarity_distillation(inputs: torch.Tensor, outputs: torch.Tensor) -> torc
     """
     if len(inputs) < 2:
         return outputs.sum() * 0.0
-    teacher = F.normalize(inputs.detach().flatten(1).float(), dim=-1)
+    teacher = inputs.detach().flatten(1).float()
+    if center is not None:
+        teacher = teacher - center.to(teacher.device, teacher.dtype)
+    teacher = F.normalize(teacher, dim=-1)
     student = F.normalize(outputs.float(), dim=-1)
     off_diagonal = ~torch.eye(len(inputs), dtype=torch.bool, device=outputs.device)
     difference = (student @ student.T - teacher @ teacher.T)[off_diagonal]
@@ -35,7 +43,7 @@ def similarity_distillation(inputs: torch.Tensor, outputs: torch.Tensor) -> torc
 
 
 class NeighbourhoodLoss(nn.Module):
-    """``loss(outputs, labels, indices) + weight * similarity_distillation(inputs, outputs)``.
+    """``loss(outputs, labels, indices) + weight * similarity_distillation(inputs, outputs, center)``.
 
     For heads on a frozen backbone's features, whose input is the frozen feature: the `Trainer` passes each
     batch's model inputs (``inputs=``) to a loss with ``takes_inputs``. A miner's indices go to the metric loss.
@@ -43,6 +51,7 @@ class NeighbourhoodLoss(nn.Module):
     Args:
         loss: a metric loss on labelled embeddings (pytorch-metric-learning's call).
         weight: the distillation term's weight (0: the metric loss alone).
+        center: subtracted from the inputs before their similarities are taken (the training features' mean).
 
     Example:
         >>> from finetuner.training import build_loss
@@ -54,11 +63,12 @@ class NeighbourhoodLoss(nn.Module):
 
     takes_inputs = True
 
-    def __init__(self, loss: nn.Module, weight: float):
+    def __init__(self, loss: nn.Module, weight: float, center: torch.Tensor | None = None):
         super().__init__()
         if not weight >= 0:
             raise ValueError(f"keep_neighbourhood must be a weight of at least 0 (0: off), got {weight!r}.")
         self.loss, self.weight = loss, float(weight)
+        self.register_buffer("center", None if center is None else center.detach().float().clone())
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: Any = None, *, inputs: torch.Tensor
@@ -66,7 +76,7 @@ class NeighbourhoodLoss(nn.Module):
         value = self.loss(embeddings, labels, indices_tuple)
         if self.weight == 0:
             return value
-        return value + self.weight * similarity_distillation(inputs, embeddings)
+        return value + self.weight * similarity_distillation(inputs, embeddings, self.center)
 
 
 def takes_inputs(loss: nn.Module) -> bool:
