@@ -131,7 +131,7 @@ def debian_packages(per_section: int = 150) -> BenchData:
         for i in np.sort(rng.permutation(len(texts))[:per_section]):
             items.append(texts[i])
             labels.append(label)
-    source = f"Debian bookworm main package descriptions ({path.name}), {per_section} of each of {len(SECTIONS)} sections"
+    source = f"Debian bookworm main package descriptions ({path.name}), {per_section} of each of {len(SECTIONS)}"
     return BenchData("debian-packages", "text", items, np.asarray(labels), list(SECTIONS), source)
 
 
