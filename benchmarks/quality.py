@@ -254,7 +254,7 @@ def refit_table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]
     return rows
 
 
-def default_table(data: BenchData, features: torch.Tensor, seed: int, peers: bool = True) -> list[str]:
+def default_table(data: BenchData, features: torch.Tensor, seed: int, peers: str = "all") -> list[str]:
     """Test-part rows of fit as users get it: ``search=None`` (the recipe as given: the residual head, lr 1e-4, 15
     epochs, refit) and the default ``search="auto"`` (its pick named), then the peers."""
     labels, rows = data.labels, []
@@ -277,10 +277,10 @@ def default_table(data: BenchData, features: torch.Tensor, seed: int, peers: boo
                                     f"{searched['seconds']:.0f} s")
             results[f"fit search={search}"] = found
             print(f"  {split} search={search}: {time.time() - began:.0f} s", flush=True)
-        if peers:
+        if peers != "none":
             carve = validation_carve(train, labels, seed)
             results["PML"] = pml_peer(features, labels, train, test, carve, seed)
-            if data.kind == "text":
+            if data.kind == "text" and peers == "all":
                 results["ST"] = st_peer(data, train, test, carve, seed, scores)
         for name, found in results.items():
             label = f"{name} ({found['setting']})" if "setting" in found else name
@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refit", action="store_true", help="fit's default with refit=False vs True, test parts")
     parser.add_argument("--default", action="store_true",
                         help="fit as users get it: search=None vs the default search='auto', and the peers")
-    parser.add_argument("--no-peers", action="store_true", help="with --default: leave the peers out")
+    parser.add_argument("--peers", default="all", choices=("all", "pml", "none"),
+                        help="with --default: which peers run (ST fine-tunes the whole text encoder: minutes)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of each candidate in --search")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.refit:
             rows += refit_table(data, features, args.seed)
         elif args.default:
-            rows += default_table(data, features, args.seed, peers=not args.no_peers)
+            rows += default_table(data, features, args.seed, peers=args.peers)
         else:
             rows += table(data, features, args.seed)
     if args.search:
