@@ -14,7 +14,7 @@ OPTIONS = {"pretrained": False, "freeze": True, "output_dim": 8, "epochs": 2, "b
 
 def test_search_runs_trials_on_validation_and_trains_the_best(small_data, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="finetuner"):
-        run = finetuner.fit("test_cnn", small_data, cache_dir=tmp_path, search_trials=3, **OPTIONS)
+        run = finetuner.fit("test_cnn", small_data, cache_dir=tmp_path, search="auto", search_trials=3, **OPTIONS)
     searched = run.metrics["selection"]["search"]
     trials = searched["trials"]
     assert 1 <= len(trials) <= 3
@@ -26,10 +26,11 @@ def test_search_runs_trials_on_validation_and_trains_the_best(small_data, tmp_pa
     assert run.config["training"]["learning_rate"] == searched["params"]["learning_rate"]
     assert run.config["training"]["keep_neighbourhood"] == searched["params"]["keep_neighbourhood"]
     assert "recipe search: kept trial" in caplog.text
+    assert "searched trials" in run.model.card_data.training["recipe"]
 
 
-def test_search_none_trains_the_recipe_as_given(small_data, tmp_path):
-    run = finetuner.fit("test_cnn", small_data, cache_dir=tmp_path, search=None, **OPTIONS)
+def test_search_none_the_default_trains_the_recipe_as_given(small_data, tmp_path):
+    run = finetuner.fit("test_cnn", small_data, cache_dir=tmp_path, **OPTIONS)
     assert "search" not in run.metrics["selection"]
     assert run.config["training"]["learning_rate"] == 1e-4
 
@@ -50,3 +51,8 @@ def test_keep_neighbourhood_trains_with_the_regulariser(small_data, tmp_path):
 def test_bad_search_options_are_clear_errors(options):
     with pytest.raises(ValueError, match="search"):
         FitConfig.from_options(**options)
+
+
+def test_search_does_not_run_on_raw_items(small_data, tmp_path):
+    run = finetuner.fit("test_cnn", small_data, cache_dir=tmp_path, search="auto", cache=False, **OPTIONS)
+    assert "search" not in run.metrics["selection"]
