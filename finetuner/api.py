@@ -146,7 +146,7 @@ def fit(
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
     before = plan.scores(tuned=False)
-    config, loss, miner, searched = _fit.choose_recipe(plan, net, data, config, before.get("validation"))
+    config, loss, miner, searched = _fit.choose_recipe(plan, net, data, (loss, miner), config, before.get("validation"))
     selection = _fit.model_selection(plan, before.get("validation"), config.evaluation)
     trainer = Trainer(
         plan.trained,

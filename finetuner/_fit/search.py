@@ -46,11 +46,13 @@ NEIGHBOURHOOD_WEIGHTS = (0.0, 1.0, 3.0, 10.0)
 MIN_BUDGET_SECONDS = 30.0
 
 
-def objective(net: nn.Module, data: FitData, training: TrainConfig, plan: TrainingPlan) -> tuple[nn.Module, Any]:
-    """The loss and miner of ``training``, the loss wrapped in `NeighbourhoodLoss` when ``keep_neighbourhood`` is
-    set and the head trains on cached frozen features (whose batches are the head's input), centred on the
-    training features' mean."""
-    loss, miner = build_objective(net, data, training)
+def objective(
+    net: nn.Module, data: FitData, training: TrainConfig, plan: TrainingPlan, built: tuple[nn.Module, Any] | None = None
+) -> tuple[nn.Module, Any]:
+    """The loss and miner of ``training`` (``built``: those already built for it), the loss wrapped in
+    `NeighbourhoodLoss` when ``keep_neighbourhood`` is set and the head trains on cached frozen features (whose
+    batches are the head's input), centred on the training features' mean."""
+    loss, miner = built if built is not None else build_objective(net, data, training)
     weight = training.keep_neighbourhood
     if weight > 0 and isinstance(plan.source, CachedFeatures) and not data.pairs and needs_two_classes(loss):
         loss = NeighbourhoodLoss(loss, weight, center=plan.training_sample().mean(0))
@@ -93,14 +95,19 @@ def with_params(training: TrainConfig, params: dict[str, Any]) -> TrainConfig:
 
 
 def choose_recipe(
-    plan: TrainingPlan, net: nn.Module, data: FitData, config: FitConfig, untuned: dict[str, float] | None
+    plan: TrainingPlan,
+    net: nn.Module,
+    data: FitData,
+    objective_built: tuple[nn.Module, Any],
+    config: FitConfig,
+    untuned: dict[str, float] | None,
 ) -> tuple[FitConfig, nn.Module, Any, dict[str, Any] | None]:
     """``(config, loss, miner, search summary)``: the config with the searched recipe's settings (unchanged without
-    a search), its loss and miner, and what the search did (None when it did not run), for
-    ``run.metrics["selection"]["search"]``."""
+    a search), its loss and miner (``objective_built``, the given recipe's, without a search) and what the search
+    did (None when it did not run), for ``run.metrics["selection"]["search"]``."""
     space = search_space(config.training) if searchable(plan, data, config) else {}
     if not space:
-        return (config, *objective(net, data, config.training, plan), None)
+        return (config, *objective(net, data, config.training, plan, objective_built), None)
     import optuna
 
     evaluation = config.evaluation
