@@ -11,6 +11,7 @@ peers choose their learning rate and epochs on that carve too.
     PYTHONPATH=. python benchmarks/quality.py                 # the table (8 minutes on 2 shared cores, features cached)
     PYTHONPATH=. python benchmarks/quality.py --search        # recipe candidates on validation (9 minutes)
     PYTHONPATH=. python benchmarks/quality.py --refit         # fit's default with refit=False vs refit=True
+    PYTHONPATH=. python benchmarks/quality.py --default       # fit as users get it: search=None vs "auto", peers
 """
 
 from __future__ import annotations
@@ -253,11 +254,50 @@ def refit_table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]
     return rows
 
 
+def default_table(data: BenchData, features: torch.Tensor, seed: int, peers: str = "all") -> list[str]:
+    """Test-part rows of fit as users get it: ``search=None`` (the recipe as given: the residual head, lr 1e-4, 15
+    epochs, refit) and the default ``search="auto"`` (its pick named), then the peers."""
+    labels, rows = data.labels, []
+    for split in ("same-class", "class-disjoint"):
+        if split == "same-class":
+            train, test = same_class_split(data, seed)
+        else:
+            train, test, _ = class_disjoint_split(data, seed)
+        results = {"before": scores(features[test], labels[test])}
+        for search in (None, "auto"):
+            began = time.time()
+            run, _ = finetuner_fit(features, labels, train, {}, {"head": "residual"}, seed, test_data=test,
+                                   search=search)
+            found = scores(encode_head(run, features[test]), labels[test])
+            searched = run.metrics["selection"].get("search")
+            if searched is not None:
+                params = searched["params"]
+                found["setting"] = (f"lr {params.get('learning_rate')}, {params.get('objective')}, keep "
+                                    f"{params.get('keep_neighbourhood')}; {len(searched['trials'])} trials, "
+                                    f"{searched['seconds']:.0f} s")
+            results[f"fit search={search}"] = found
+            print(f"  {split} search={search}: {time.time() - began:.0f} s", flush=True)
+        if peers != "none":
+            carve = validation_carve(train, labels, seed)
+            results["PML"] = pml_peer(features, labels, train, test, carve, seed)
+            if data.kind == "text" and peers == "all":
+                results["ST"] = st_peer(data, train, test, carve, seed, scores)
+        for name, found in results.items():
+            label = f"{name} ({found['setting']})" if "setting" in found else name
+            rows.append(f"| {data.name} | {split} | {label} | {found['recall@1']:.3f} | {found['map@r']:.3f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     parser.add_argument("--search", action="store_true", help="score candidate recipes on validation instead")
     parser.add_argument("--refit", action="store_true", help="fit's default with refit=False vs True, test parts")
+    parser.add_argument("--default", action="store_true",
+                        help="fit as users get it: search=None vs the default search='auto', and the peers")
+    parser.add_argument("--peers", default="all", choices=("all", "pml", "none"),
+                        help="with --default: which peers run (ST fine-tunes the whole text encoder: minutes)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of each candidate in --search")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -276,11 +316,13 @@ def main(argv: list[str] | None = None) -> None:
             found += search(data, features, args.seed, args.epochs)
         elif args.refit:
             rows += refit_table(data, features, args.seed)
+        elif args.default:
+            rows += default_table(data, features, args.seed, peers=args.peers)
         else:
             rows += table(data, features, args.seed)
     if args.search:
         print(summarise_search(found))
-    elif args.refit:
+    elif args.refit or args.default:
         print("\n| data | split | model | Recall@1 | MAP@R |\n|---|---|---|---|---|")
         print("\n".join(rows))
     else:

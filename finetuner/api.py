@@ -156,6 +156,7 @@ def fit(
     loss, miner = _fit.build_objective(net, data, config.training)
     plan = _fit.plan_training(net, data, loss, config)
     before = plan.scores(tuned=False)
+    config, loss, miner, searched = _fit.choose_recipe(plan, net, data, (loss, miner), config, before.get("validation"))
     selection = _fit.model_selection(plan, before.get("validation"), config.evaluation)
     trainer = Trainer(
         plan.trained,
@@ -180,6 +181,8 @@ def fit(
     metrics = _fit.run_metrics(before, after, selection, probed, data)
     if refitted is not None:
         metrics["selection"]["refit"] = refitted
+    if searched is not None:
+        metrics["selection"]["search"] = searched
     net.card_data = _fit.card_data(model, loss, miner, config, data, metrics)
     run = Run(net, history, metrics, config=config.to_dict(), examples=_fit.retrieval_examples(plan, data))
     _fit.write_outputs(run, config.output)

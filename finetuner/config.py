@@ -166,18 +166,36 @@ class EvalConfig:
         guard_tolerance: how much the primary metric on held-out classes may fall below the untuned model's
             before a candidate is refused (None: no guard). When every epoch is refused, the weights are mixed
             with the start (WiSE-FT), the mix chosen on validation.
+        also_guard: more metrics of the held-out classes held to ``guard_tolerance``, e.g. ``("recall@1",)``
+            (the nearest neighbour, beside the primary MAP@R); () (the default): the primary metric only.
+            Measured in QUALITY.md: on validations of one or two held-out classes Recall@1 moves in steps larger
+            than the tolerance, and guarding it cost seen-class Recall@1 without helping unseen classes.
         eval_steps: also evaluate every this many optimizer steps (logged to trackers; None: after each epoch only).
         refit: once validation has chosen a trained epoch (or mix), train the head again from its start with that
             choice on the training and validation items together (frozen backbone, validation held out of the
             training data); the validated figures stay reported. False returns the validated model itself.
+        search: ``auto`` (opt-in: measured in QUALITY.md, it raised seen-class MAP@R, Recall@1 on three of five
+            data sets, and lost on unseen classes of two): with a frozen backbone's cached features and labelled data,
+            first run a small seeded
+            recipe search (`finetuner._fit.search`: learning rate, loss and miner, ``keep_neighbourhood``; each
+            trial's epoch chosen by the selection above) on fit's own validation and train with the best; None:
+            train the recipe as given. Settings given explicitly (``loss``, ``miner``, a ``learning_rate`` other
+            than the default, ``keep_neighbourhood`` other than 0) are kept.
+        search_trials: at most this many trials (the given recipe is the first).
+        search_budget: seconds the search may take (None: as long as the backbone's pass over the data took, at
+            least 30 s); the trial running when it is spent finishes.
     """
 
     k: tuple[int, ...] = (1, 5, 10)
     max_queries: int | None = None
     select_best: bool = True
     guard_tolerance: float | None = 0.01
+    also_guard: tuple[str, ...] = ()
     eval_steps: int | None = None
     refit: bool = True
+    search: str | None = None
+    search_trials: int = 12
+    search_budget: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -188,6 +206,10 @@ class EvalConfig:
             require(self.max_queries >= 1, "max_queries", self.max_queries, "a positive number or None (all)")
         tolerance = self.guard_tolerance
         require(tolerance is None or 0 <= tolerance <= 1, "guard_tolerance", tolerance, "in [0, 1] or None (no guard)")
+        require(self.search in ("auto", None), "search", self.search, "'auto' or None (train the recipe as given)")
+        require(self.search_trials >= 1, "search_trials", self.search_trials, "a whole number of at least 1")
+        budget = self.search_budget
+        require(budget is None or budget > 0, "search_budget", budget, "a positive number of seconds or None")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from finetuner._fit.plan import (
     run_metrics,
     selection_summary,
 )
+from finetuner._fit.search import choose_recipe
 from finetuner._fit.sources import (
     SOURCES,
     CachedFeatures,
@@ -47,6 +48,7 @@ __all__ = [
     "card_data",
     "check_data",
     "choose_layer_and_head",
+    "choose_recipe",
     "choose_source",
     "columns",
     "data_kind",

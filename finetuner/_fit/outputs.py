@@ -80,12 +80,22 @@ def card_data(
         loss=type(loss).__name__,
         loss_options=dict(training.loss_options),
         miner=type(miner).__name__ if miner is not None else None,
-        training={k: getattr(training, k) for k in ("epochs", "batch_size", "learning_rate", "optimizer", "scheduler")},
+        training=training_summary(training, metrics),
         train_data=summary(data.train, data.names.get("train")),
         eval_data=evaluation,
         metrics=scored,
         example_items=example_items(data.train.queries if isinstance(data.train, PairData) else data.train.items),
     )
+
+
+def training_summary(training: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The card's training settings; with a recipe search, how the recipe was chosen."""
+    names = ("epochs", "batch_size", "learning_rate", "optimizer", "scheduler", "keep_neighbourhood")
+    found = {k: getattr(training, k) for k in names}
+    searched = metrics.get("selection", {}).get("search")
+    if searched is not None:
+        found["recipe"] = f"chosen on validation among {len(searched['trials'])} searched trials"
+    return found
 
 
 def _weights_source(model: Any, config: FitConfig) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class TrainingPlan:
     model: EmbeddingModel
     source: FeatureSource
     evaluators: dict[str, ValidationEvaluator]
+    source_seconds: float = 0.0  # what building the source took (the backbone's pass, for cached features)
     _sample: torch.Tensor | None = None
 
     @property
@@ -91,7 +93,9 @@ def plan_training(model: EmbeddingModel, data: FitData, loss: nn.Module, config:
         )
         for name, scored in data.scored_sets().items()
     }
-    plan = TrainingPlan(model, choose_source(model, data, loss, config, evaluators), evaluators)
+    began = time.perf_counter()
+    source = choose_source(model, data, loss, config, evaluators)
+    plan = TrainingPlan(model, source, evaluators, source_seconds=time.perf_counter() - began)
     initialize_head(plan)
     return plan
 
@@ -106,10 +110,11 @@ def initialize_head(plan: TrainingPlan) -> None:
 
 
 def model_selection(
-    plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig
+    plan: TrainingPlan, untuned: dict[str, float] | None, evaluation: EvalConfig, *, with_untuned: bool = True
 ) -> ModelSelection | None:
     """The callback that returns the best validated candidate (None without validation data or when turned off);
-    with an embedding head, the untuned backbone (`untuned_candidate`) is one of them."""
+    with an embedding head, the untuned backbone (`untuned_candidate`) is one of them unless ``with_untuned`` is
+    False (the recipe search's trials compare trained candidates only)."""
     if plan.evaluator is None or not evaluation.select_best:
         return None
     return ModelSelection(
@@ -117,7 +122,8 @@ def model_selection(
         plan.evaluator.guard_key,
         reference=untuned,
         tolerance=evaluation.guard_tolerance,
-        untuned=untuned_candidate(plan),
+        untuned=untuned_candidate(plan) if with_untuned else None,
+        also_guard=tuple(f"new/{name}" for name in evaluation.also_guard),
     )
 
 

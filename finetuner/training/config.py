@@ -52,6 +52,9 @@ class TrainConfig:
         miner: a pytorch-metric-learning miner name, or a module.
         loss_options: keyword arguments for the loss, e.g. {"margin": 0.1} (JSON on the command line).
         miner_options: keyword arguments for the miner, e.g. {"epsilon": 0.1}.
+        keep_neighbourhood: weight of the neighbourhood-keeping term for a head on a frozen backbone's cached
+            features (`finetuner.training.neighbourhood.NeighbourhoodLoss`: the frozen features' in-batch cosine
+            similarities distilled into the head's); 0: off. Labelled metric losses only.
     """
 
     epochs: int = 15
@@ -79,11 +82,14 @@ class TrainConfig:
     miner: str | Any | None = None
     loss_options: dict[str, Any] = field(default_factory=dict)
     miner_options: dict[str, Any] = field(default_factory=dict)
+    keep_neighbourhood: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)  # types first: the checks below compare values of the right type
         require(self.epochs >= 1, "epochs", self.epochs, "at least 1")
         require(self.batch_size >= 2, "batch_size", self.batch_size, "at least 2 (a batch needs two items to compare)")
+        weight = self.keep_neighbourhood
+        require(weight >= 0, "keep_neighbourhood", weight, "a weight of at least 0 (0: off)")
         for name in ("gradient_accumulation_steps", "logging_steps"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "a positive number of steps")
         if self.mini_batch_size is not None:

@@ -42,6 +42,9 @@ class ModelSelection(Callback):
     ``reference`` (the untuned model's metrics). When no epoch passes, the weights are interpolated between the
     start and the best epoch (WiSE-FT), with the mixing factor chosen on validation from ``alphas``.
 
+    ``also_guard``: more metrics (of the held-out classes) that may not fall more than ``tolerance`` below their
+    ``reference`` either; a candidate passes when every guarded metric does.
+
     With ``untuned`` (an `UntunedCandidate`: the backbone's own features, PCA-reduced to the head's width), no
     trained candidate is returned unless it passes the guard and scores above the untuned backbone; otherwise
     the untuned backbone is, and the reason says so (never silently worse).
@@ -66,11 +69,16 @@ class ModelSelection(Callback):
         alphas: tuple[float, ...] = DEFAULT_ALPHAS,
         prefix: str = "eval",
         untuned: UntunedCandidate | None = None,
+        also_guard: tuple[str, ...] = (),
     ):
         self.selection_key, self.guard_key, self.prefix = selection_key, guard_key, prefix
         self.floor = None
         if guard_key is not None and tolerance is not None and reference and guard_key in reference:
             self.floor = reference[guard_key] - tolerance
+        # more metrics of the held-out classes held to the same tolerance (e.g. new/recall@1 beside new/map@r)
+        self.floors = {}
+        if self.floor is not None:
+            self.floors = {key: reference[key] - tolerance for key in also_guard if key in reference}
         self.alphas, self.untuned = alphas, untuned
         self.candidates: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
@@ -79,7 +87,10 @@ class ModelSelection(Callback):
         self._best_any: tuple[float, dict[str, torch.Tensor]] | None = None  # best candidate, guard or not
 
     def passes(self, metrics: dict[str, float]) -> bool:
-        return self.floor is None or metrics.get(self.guard_key, float("inf")) >= self.floor
+        if self.floor is None:
+            return True
+        floors = {self.guard_key: self.floor, **self.floors}
+        return all(metrics.get(key, float("inf")) >= floor for key, floor in floors.items())
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if self._start:  # resumed: the start and the candidates so far come from the checkpoint
@@ -201,6 +212,7 @@ class ModelSelection(Callback):
 
     def _reason(self, text: str) -> str:
         guard = f", guard {self.guard_key} >= {self.floor:.4f}" if self.floor is not None else ""
+        guard += "".join(f", {key} >= {floor:.4f}" for key, floor in self.floors.items())
         return f"{text} by {self.selection_key}{guard}"
 
     def result(self) -> dict[str, Any]:
@@ -210,6 +222,7 @@ class ModelSelection(Callback):
             "selection_key": self.selection_key,
             "guard_key": self.guard_key,
             "guard_floor": self.floor,
+            "guard_floors": dict(self.floors),
             "candidates": self.candidates,
         }
 

@@ -19,6 +19,7 @@ from finetuner.training.batches import BatchSource
 from finetuner.training.config import TrainConfig
 from finetuner.training.divergence import TrainingDivergedError, diverged_error
 from finetuner.training.losses import is_pair_loss
+from finetuner.training.neighbourhood import takes_inputs
 from finetuner.training.optim import build_optimizer, build_scheduler
 from finetuner.training.state import trained_state
 
@@ -141,6 +142,8 @@ class Trainer:
         if isinstance(self.loss, nn.CrossEntropyLoss):
             return self.loss(outputs, labels)
         indices = self.miner(outputs, labels) if self.miner is not None else None
+        if takes_inputs(self.loss):  # NeighbourhoodLoss: the head's input is the frozen feature it keeps
+            return self.loss(outputs, labels, indices, inputs=inputs)
         return self.loss(outputs, labels, indices)
 
     def fit(self) -> list[dict[str, Any]]:

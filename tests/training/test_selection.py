@@ -215,3 +215,22 @@ def test_refit_trains_the_chosen_epochs_again_on_training_and_validation_items(e
 def test_refit_must_be_a_bool():
     with pytest.raises(ValueError, match="refit must be true or false"):
         finetuner.config.EvalConfig(refit="yes")
+
+
+def test_also_guard_refuses_an_epoch_that_keeps_map_at_r_but_loses_recall_at_1():
+    model = Scalar(0.0)
+
+    def evaluate():
+        w = model.w.item()
+        return {"seen/map@r": w, "new/map@r": 1.0, "new/recall@1": 1.0 if w < 0.7 else 0.5}
+
+    trainer = SimpleNamespace(model=model, history=[], epoch=0, evaluate=evaluate)
+    reference = {"new/map@r": 1.0, "new/recall@1": 1.0}
+    selection = ModelSelection(
+        "seen/map@r", "new/map@r", reference=reference, tolerance=0.01, also_guard=("new/recall@1",)
+    )
+    run_epochs(selection, trainer, [0.3, 0.6, 0.9])
+    assert selection.summary["epoch"] == 2 and "new/recall@1 >= 0.9900" in selection.summary["reason"]
+    alone = ModelSelection("seen/map@r", "new/map@r", reference=reference, tolerance=0.01)
+    run_epochs(alone, fake_trainer(0.0, guard_of=lambda w: 1.0), [0.3, 0.6, 0.9])
+    assert alone.summary["epoch"] == 3
