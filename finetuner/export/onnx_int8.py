@@ -12,6 +12,8 @@ statically. Vectors move a little: the export checks the quantised graph against
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -118,9 +120,16 @@ def _has_convolutions(file: Path) -> bool:
 def _quantize_static(
     prepared: Path, int8: Path, fp32: Path, model: EmbeddingModel, items: Sequence[Any], per_channel: bool
 ) -> None:
-    """QDQ int8 with activation ranges calibrated (min-max) on ``items`` run through the file's own preprocessing
-    (the model's random example batch without items)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    """QDQ int8 with activation ranges calibrated on ``items`` run through the file's own preprocessing (the model's
+    random example batch without items): the 0.001-99.999 percentiles of each activation's histogram, which kept
+    EfficientNet-Lite0's vectors closer to float32 than min-max (mean cosine 0.93 vs 0.89 on Fashion-MNIST)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     if items:
         inputs = arrays_for(OnnxEncoder(fp32).preprocessing)(list(items))
@@ -137,15 +146,17 @@ def _quantize_static(
             batch = next(self.batches, None)
             return None if batch is None else {name: batch}
 
-    quantize_static(
-        str(prepared),
-        str(int8),
-        Batches(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=per_channel,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its progress
+        quantize_static(
+            str(prepared),
+            str(int8),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            calibrate_method=CalibrationMethod.Percentile,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
 
 
 def _copy_metadata(source: Path, target: Path, extra: dict[str, str]) -> None:
