@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((name, "failed", f"{type(error).__name__}: {str(error).splitlines()[0][:100]}"))
             print(f"[{name}: {time.perf_counter() - began:.0f} s]", file=sys.stderr)
     print(environment(device))
-    print(f"{'measure':58} {'result':24} notes")
+    print(f"{'measure':70} {'result':24} notes")
     for measure, result, notes in rows:
-        print(f"{measure:58} {result:24} {notes}")
+        print(f"{measure:70} {result:24} {notes}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -147,7 +147,7 @@ def backbone_engines(args: Any, device: Any, folder: Path) -> list[tuple[str, st
     from finetuner.inference import OnnxFunction, planned_engine
     from finetuner.training.cache import fingerprint_features
 
-    model = finetuner.build_model("efficientnet_lite0", freeze=True).eval()
+    model = finetuner.build_model("efficientnet_lite0", freeze=True, output_dim=128).eval()
     model.to(device, memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(0)
     count = max(1, min(args.images, 512) // args.batch_size)
@@ -191,7 +191,7 @@ def cache_pass(args: Any, device: Any, folder: Path) -> list[tuple[str, str, str
     from finetuner.inference import batched_outputs
 
     data = fashion(args.images, "test")
-    model = finetuner.build_model("efficientnet_lite0", freeze=True).eval()
+    model = finetuner.build_model("efficientnet_lite0", freeze=True, output_dim=128).eval()
     model.to(device, memory_format=torch.channels_last)
     dtype = autocast_dtype("auto", device)
 
