@@ -136,7 +136,8 @@ def _quantize_static(
         inputs = arrays_for(OnnxEncoder(fp32).preprocessing)(list(items))
     else:
         inputs = model.example_input().numpy()
-    batches = [inputs[i : i + CALIBRATION_BATCH] for i in range(0, len(inputs), CALIBRATION_BATCH)]
+    size = min(CALIBRATION_BATCH, len(inputs))  # batches of one size (the histograms stack them): the last overlaps
+    batches = [inputs[min(i, len(inputs) - size) :][:size] for i in range(0, len(inputs), size)]
     name = _graph(prepared).input[0].name
 
     class Batches(CalibrationDataReader):
