@@ -15,5 +15,6 @@ def test_without_cuda_it_says_so_and_exits_cleanly():
         cwd=REPO, env=environment, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "bench_gpu: no CUDA device here (torch.cuda.is_available() is False): nothing measured."
+    expected = "bench_gpu: no CUDA device here (torch.cuda.is_available() is False): nothing measured."
+    assert done.stdout.strip() == expected
     assert "Traceback" not in done.stderr
