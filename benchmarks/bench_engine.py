@@ -10,8 +10,13 @@
    a few epochs) with a cold cache, ``engine="torch"`` and ``"onnxruntime"`` alternated. `fit` builds its
    `FeatureCache` with the default engine (``"auto"``) until `_fit.py` passes ``config.cache.cache_engine`` on; this
    script binds the engine of that class for each run.
+3. With ``--encode``: ``encode`` of a saved frozen-backbone model (``efficientnet_lite0``, ``freeze=True``,
+   ``output_dim=128``, saved and loaded back) against a plain PyTorch ``model(x)`` loop over the same items
+   (DataLoader with the same preprocessing and batch size, eval, ``inference_mode``, ``channels_last``), alternated.
+   The first ``encode`` (which traces the graph into the finetuner cache) is timed apart; later ones read it back.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_engine.py [--fit]`` (a few minutes on 2 CPU cores; ``--fit`` adds more).
+Run: ``PYTHONPATH=. python benchmarks/bench_engine.py [--fit] [--encode]`` (a few minutes on 2 CPU cores; ``--fit``
+and ``--encode`` add more).
 """
 
 from __future__ import annotations
@@ -109,6 +114,42 @@ def frozen_fits(images: int, epochs: int, repeats: int) -> dict:
     return {"median_s": median, "ratio": median["torch"] / median["onnxruntime"], "runs": seconds}
 
 
+def plain_model_pass(model: nn.Module, items, batch_size: int) -> np.ndarray:
+    """The reference of ``encode``: ``model(x)`` over the items, a plain DataLoader loop in inference mode."""
+    from finetuner.data import ItemDataset, make_loader
+
+    dataset = ItemDataset(items, [0] * len(items), model.preprocessing, train=False)
+    outputs = []
+    with torch.inference_mode():
+        for inputs, _ in make_loader(dataset, batch_size, num_workers=0):
+            outputs.append(model(inputs.contiguous(memory_format=torch.channels_last)))
+    return torch.cat(outputs).numpy()
+
+
+def encode_passes(items, batch_size: int, repeats: int) -> dict:
+    """``encode`` of a saved frozen-backbone model against ``model(x)`` in PyTorch, alternated."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["FINETUNER_CACHE"] = str(Path(folder) / "cache")  # the traced graph goes here
+        model = finetuner.build_model("efficientnet_lite0", freeze=True, output_dim=128)
+        model.save(Path(folder) / "model")
+        loaded = finetuner.load(Path(folder) / "model").eval()
+        first_s, _ = timed(loaded.encode, items, batch_size, num_workers=0)
+        seconds: dict[str, list[float]] = {"model(x)": [], "encode": []}
+        for _ in range(repeats):
+            elapsed, expected = timed(plain_model_pass, loaded, items, batch_size)
+            seconds["model(x)"].append(elapsed)
+            elapsed, got = timed(loaded.encode, items, batch_size, num_workers=0, normalize=False)
+            seconds["encode"].append(elapsed)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "first_s": first_s,
+        "median_s": median,
+        "ratio": median["model(x)"] / median["encode"],
+        "max_abs_diff": float(np.abs(got - expected).max()),
+        "runs": {name: [round(v, 2) for v in values] for name, values in seconds.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
@@ -117,20 +158,23 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="also time cold-cache frozen fits")
     parser.add_argument("--fit-images", type=int, default=1000)
     parser.add_argument("--fit-epochs", type=int, default=3)
+    parser.add_argument("--encode", action="store_true", help="also time encode of a saved frozen model")
+    parser.add_argument("--skip-features", action="store_true", help="leave out the features passes (part 1)")
     args = parser.parse_args()
 
     data = load_fashion_mnist("test")
     items = data.items[: args.images]
-    model = finetuner.build_model("efficientnet_lite0", freeze=True, output_dim=128)  # packaged ImageNet weights
-    model.eval().to(memory_format=torch.channels_last)
-    own = SmallNet().eval().requires_grad_(False)
-    small = ImagePreprocessing(input_size=(3, 28, 28), crop_pct=1.0, augment=None)
     results = []
-    with tempfile.TemporaryDirectory() as folder:
-        results.append(features_pass("efficientnet_lite0", model, model.features, model.preprocessing, items,
-                                     Path(folder), args.batch_size, args.repeats))  # fmt: skip
-        results.append(features_pass("own SmallNet (28 px)", own, own, small, items, Path(folder), args.batch_size,
-                                     args.repeats))  # fmt: skip
+    if not args.skip_features:
+        model = finetuner.build_model("efficientnet_lite0", freeze=True, output_dim=128)  # packaged ImageNet weights
+        model.eval().to(memory_format=torch.channels_last)
+        own = SmallNet().eval().requires_grad_(False)
+        small = ImagePreprocessing(input_size=(3, 28, 28), crop_pct=1.0, augment=None)
+        with tempfile.TemporaryDirectory() as folder:
+            results.append(features_pass("efficientnet_lite0", model, model.features, model.preprocessing, items,
+                                         Path(folder), args.batch_size, args.repeats))  # fmt: skip
+            results.append(features_pass("own SmallNet (28 px)", own, own, small, items, Path(folder),
+                                         args.batch_size, args.repeats))  # fmt: skip
 
     print(f"# P11 {datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} CPUs")
     print(
@@ -143,6 +187,13 @@ def main() -> None:
             f"{r['name']}: torch {r['median_s']['torch']:.2f} s, onnxruntime {r['median_s']['onnxruntime']:.2f} s, "
             f"ratio torch/onnxruntime {r['ratio']:.2f}x; export {r['export_s']:.2f} s; "
             f"max |diff| {r['max_abs_diff']:.1e} (runs: {r['runs']})"
+        )
+    if args.encode:
+        r = encode_passes(items, args.batch_size, args.repeats)
+        print(
+            f"encode of a saved frozen efficientnet_lite0 (head 128): model(x) {r['median_s']['model(x)']:.2f} s, "
+            f"encode {r['median_s']['encode']:.2f} s, throughput ratio {r['ratio']:.2f}x; first encode (traces the "
+            f"graph) {r['first_s']:.2f} s; max |diff| {r['max_abs_diff']:.1e} (runs: {r['runs']})"
         )
     if args.fit:
         fits = frozen_fits(args.fit_images, args.fit_epochs, args.repeats)

@@ -1,9 +1,13 @@
-"""P7: `finetuner.probing` against one plain forward pass of the backbone, side by side in one process.
+"""P9: `finetuner.probing` against one plain forward pass of the backbone, side by side in one process.
 
-1. ``probe``: 4 layers x 3 heads (none, linear:128, projection:128) on a Fashion-MNIST subset, **cold** feature
-   cache (a fresh cache folder every repeat): the backbone runs once with hooks on the 4 layers, then 8 heads
-   train on the cached features and 12 rows are scored on held-out items and held-out classes.
-2. ``sweep``: 20 Optuna trials on the default layer's cached features, **warm** cache (filled beforehand).
+1. ``probe``: 4 layers x 4 heads (the default heads: none, linear:128, residual:128, residual:256) on a
+   Fashion-MNIST subset, **cold** feature cache (a fresh cache folder every repeat): the backbone runs once with
+   hooks on the 4 layers, then 12 heads train together on the cached features and 16 rows are scored on held-out
+   items and held-out classes.
+2. The heads alone, on the probe's cached features: the 12 heads trained together (`train_heads`, what ``probe``
+   does) against the same 12 trained one at a time (`train_head` in a loop, what ``probe`` did before).
+3. ``sweep``: 20 Optuna trials on the default layer's cached features, **warm** cache (filled beforehand);
+   ``--trials 0`` skips it.
 
 The reference is one plain PyTorch pass of the same backbone (``timm`` model, classifier included) over the
 same images with the same preprocessing, a DataLoader loop in inference mode. Runs alternate
@@ -32,9 +36,12 @@ import torch
 import finetuner
 from finetuner.data import ItemDataset, load_fashion_mnist, make_loader
 from finetuner.models import build_backbone
-from finetuner.probing import Recipe, probe, sweep
+from finetuner.probing import DEFAULT_HEADS, HeadSpec, Recipe, layer_candidates, probe, sweep
+from finetuner.probing.layers import cached_features
+from finetuner.probing.recipe import train_head, train_heads
+from finetuner.training.cache import FeatureCache
 
-HEADS = ("none", "linear:128", "projection:128")
+HEADS = DEFAULT_HEADS
 
 
 def plain_forward_pass(module: torch.nn.Module, items, preprocessing, batch_size: int) -> None:
@@ -74,26 +81,39 @@ def main() -> None:
     options = {"recipe": recipe, "num_workers": 0}
     root = Path(tempfile.mkdtemp(prefix="bench-probe-"))
     warm = root / "warm"
-    probe(backbone, data, layers=1, heads=["none"], cache_dir=warm, **options)  # fill the sweep's cache
+    probe(backbone, data, heads=["none"], cache_dir=warm, **options)  # fill the cache of the sweep and the heads
+    features, specs = _heads(backbone, data.items, args.batch_size, warm)
+    labels, classes = data.labels, len(data.classes)
+
+    def one_at_a_time() -> None:
+        for rows, spec in zip(features, specs):
+            train_head(rows, labels, spec, recipe, num_classes=classes)
+
+    def all_together() -> None:
+        train_heads(features, labels, specs, recipe, num_classes=classes)
 
     def reference() -> None:
         plain_forward_pass(module, data.items, backbone.preprocessing, args.batch_size)
 
-    forward, probing, sweeping, board, result = [], [], [], None, None
+    forward, probing, sweeping, separate, together, board, result = [], [], [], [], [], None, None
     for repeat in range(args.repeats):
         forward.append(timed(reference)[0])
         cold = root / f"cold-{repeat}"
         seconds, board = timed(lambda cold=cold: probe(backbone, data, heads=HEADS, cache_dir=cold, **options))
         probing.append(seconds)
-        forward.append(timed(reference)[0])
-        seconds, result = timed(lambda: sweep(backbone, data, n_trials=args.trials, cache_dir=warm, **options))
-        sweeping.append(seconds)
+        separate.append(timed(one_at_a_time)[0])
+        together.append(timed(all_together)[0])
+        if args.trials:
+            forward.append(timed(reference)[0])
+            seconds, result = timed(lambda: sweep(backbone, data, n_trials=args.trials, cache_dir=warm, **options))
+            sweeping.append(seconds)
 
     reference = statistics.median(forward)
     print(board)
     print()
-    print(result)
-    print()
+    if result is not None:
+        print(result)
+        print()
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     print(f"finetuner {finetuner.__version__}; {args.model}, {len(data)} images, batch {args.batch_size}")
     print(f"plain forward pass       {reference:7.2f} s  (median of {len(forward)}: {_list(forward)})")
@@ -101,11 +121,30 @@ def main() -> None:
         f"probe {len(board.layers)} layers x {len(HEADS)} heads  {statistics.median(probing):7.2f} s  "
         f"= {statistics.median(probing) / reference:.2f}x  (cold cache; {_list(probing)})"
     )
+    one_by_one, joint = statistics.median(separate), statistics.median(together)
     print(
-        f"sweep {args.trials} trials         {statistics.median(sweeping):7.2f} s  "
-        f"= {statistics.median(sweeping) / reference:.2f}x  (warm cache; {_list(sweeping)}; "
-        f"{sum(t.state == 'pruned' for t in result.trials)} pruned)"
+        f"its {sum(h != 'none' for h in HEADS) * len(board.layers)} heads: one at a time {one_by_one:.2f} s, "
+        f"together {joint:.2f} s = {one_by_one / joint:.2f}x faster ({_list(separate)} / {_list(together)}); "
+        f"{joint / reference:.2f}x the plain pass"
     )
+    if result is not None:
+        print(
+            f"sweep {args.trials} trials         {statistics.median(sweeping):7.2f} s  "
+            f"= {statistics.median(sweeping) / reference:.2f}x  (warm cache; {_list(sweeping)}; "
+            f"{sum(t.state == 'pruned' for t in result.trials)} pruned)"
+        )
+
+
+def _heads(backbone, items, batch_size: int, cache_dir: Path) -> tuple[list[torch.Tensor], list[HeadSpec]]:
+    """The probe's trained heads and, for each, its layer's cached features of every item (the cache is warm)."""
+    module, candidates = layer_candidates(backbone, 4)
+    found = cached_features(
+        backbone, module, candidates, {"train": items}, FeatureCache(cache_dir), device=torch.device("cpu"),
+        batch_size=batch_size, num_workers=0,
+    )["train"]  # fmt: skip
+    specs = [HeadSpec.parse(head) for head in HEADS if head != "none"]
+    pairs = [(c.name, spec) for c in candidates for spec in specs]
+    return [found[name] for name, _ in pairs], [spec for _, spec in pairs]
 
 
 def _list(values: list[float]) -> str:

@@ -150,17 +150,23 @@ class EmbeddingModel(TailoredModel):
         truncate_dim: int | None = None,
         num_workers: int | str = "auto",
         device: str | torch.device | None = None,
+        engine: str = "auto",
     ) -> np.ndarray:
         """Embed raw items (image paths/arrays/PIL images, or texts) as float32 ``(N, D)``, L2-normalised unless
         ``normalize=False``. Classifiers return the features that feed their classification head.
         ``truncate_dim`` keeps the first dimensions (default: the model's `truncate_dim`, else all).
 
+        When the backbone is frozen (every parameter ``requires_grad=False``, or saved by a fit that froze it
+        whole), ``engine="auto"`` runs backbone and pooling in onnxruntime where that reproduces PyTorch on the
+        first batch (`finetuner.inference.OnnxFunction`; the graph is kept in the finetuner cache) and the head in
+        PyTorch; ``engine="torch"`` keeps everything in PyTorch.
+
         Example:
             >>> vectors = model.encode(["a.jpg", "b.jpg"], batch_size=32)  # doctest: +SKIP
             >>> small = model.encode(["a.jpg"], truncate_dim=64)  # doctest: +SKIP
         """
-        fn = self.features if self.task == "classification" else self
-        return self._encode(fn, items, batch_size, normalize, truncate_dim, num_workers, device)
+        return self._encode(self.task != "classification", items, batch_size, normalize, truncate_dim, num_workers,
+                            device, engine)
 
     @property
     def adapter(self) -> str:
@@ -186,19 +192,26 @@ class EmbeddingModel(TailoredModel):
             >>> np.allclose(model.encode_document(index_vectors), index_vectors / norms)  # doctest: +SKIP
             True
         """
-        fn = self.features if self.adapter == "query" or self.task == "classification" else self
-        return self._encode(fn, items, batch_size, **options)
+        mapped = self.adapter != "query" and self.task != "classification"
+        return self._encode(mapped, items, batch_size, **options)
 
     def _encode(
         self,
-        fn: Callable[[Any], torch.Tensor],
+        mapped: bool,
         items: Sequence[Any],
         batch_size: int,
         normalize: bool = True,
         truncate_dim: int | None = None,
         num_workers: int | str = "auto",
         device: str | torch.device | None = None,
+        engine: str = "auto",
     ) -> np.ndarray:
+        """`encode` through the head (``mapped``) or the features alone; the frozen engine when it applies."""
+        fn = self if mapped else self.features
+        features = self._frozen_features(engine, device)
+        if features is not None:
+            head = self.head if mapped else None
+            fn = features if head is None else lambda inputs: head(features(inputs))
         vectors = self.outputs(fn, items, batch_size, num_workers=num_workers, device=device)
         size = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
         if size is not None:
@@ -208,6 +221,25 @@ class EmbeddingModel(TailoredModel):
         if normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+    def _frozen_features(
+        self, engine: str, device: str | torch.device | None
+    ) -> Callable[[Any], torch.Tensor] | None:
+        """`features` in the engine of frozen work when the backbone is frozen (None: it is not, or ``torch``)."""
+        from finetuner.core.device import resolve_device
+        from finetuner.inference import check_engine, frozen_function
+        from finetuner.models.weights import cache_dir
+        from finetuner.training.cache import fingerprint_features
+
+        frozen = self.card_data.frozen in (True, "the whole backbone") or not any(
+            p.requires_grad for p in self.backbone.parameters()
+        )
+        if check_engine(engine) == "torch" or not frozen:
+            return None
+        device = resolve_device(device) if device is not None else self._device()
+        fingerprint = fingerprint_features(self.backbone, self.pool)
+        folder = cache_dir() / "features" / "onnx"  # where the feature cache keeps its graphs: shared with it
+        return frozen_function(self.features, fingerprint, folder, device=device, engine=engine)
 
     def evaluation_outputs(self, items: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         """What metrics are computed on: normalised embeddings, or a classifier's logits."""

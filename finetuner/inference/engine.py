@@ -28,6 +28,8 @@ logger = logging.getLogger("finetuner")
 
 ENGINES = ("auto", "torch", "onnxruntime")
 RELATIVE_TOLERANCE = 1e-4
+_SESSIONS: dict[tuple[str, str], Any] = {}  # graph file and providers -> session, so repeated passes load once
+_REFUSED: dict[str, str] = {}  # graph files `frozen_function` found wanting in this process: tried and logged once
 
 
 def check_engine(engine: str, option: str = "engine") -> str:
@@ -69,6 +71,22 @@ def _providers(device: torch.device) -> list[Any]:
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
     return []
+
+
+def frozen_function(
+    fn: Callable[[Any], Tensor], fingerprint: str, folder: Path, *, device: torch.device, engine: str = "auto"
+) -> Callable[[Any], Tensor]:
+    """``fn`` (fixed weights, identified by ``fingerprint``) in the engine ``engine`` plans on ``device``: an
+    `OnnxFunction` (checked on its first batch, PyTorch after one log line when that fails) or ``fn`` itself.
+    Failures are remembered for the process, so a function that cannot be exported is tried once.
+
+    Example:
+        >>> run = frozen_function(model.features, fingerprint, Path("cache/onnx"), device=torch.device("cpu"))
+        >>> features = run(images)  # doctest: +SKIP
+    """
+    if planned_engine(engine, device) == "torch":
+        return fn
+    return OnnxFunction(fn, fingerprint, folder, device=device, refused=_REFUSED, explicit=engine == "onnxruntime")
 
 
 class NotTraceableError(RuntimeError):
@@ -175,13 +193,19 @@ class OnnxFunction:
             module = _Function(self.fn, self._names if is_dict else None)
             with atomic_file(file) as staging:
                 _trace_checked(module, args, staging, self._names, dynamic_axes(self._names, args, is_dict))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use (1 per process under torchrun)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # no busy-waiting between batches: the DataLoader workers decoding the next batch need those cores
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(file), options, providers=_providers(self.device))
+        providers = _providers(self.device)
+        key = (f"{file.resolve()}:{file.stat().st_mtime_ns}", json.dumps(providers))
+        if key not in _SESSIONS:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()  # as PyTorch would (1 per process under torchrun)
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            # no busy-waiting between batches: the DataLoader workers decoding the next batch need those cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            while len(_SESSIONS) >= 8:  # a few graphs at a time (a model's features, a probe's layers)
+                _SESSIONS.pop(next(iter(_SESSIONS)))
+            _SESSIONS[key] = ort.InferenceSession(str(file), options, providers=providers)
+        return _SESSIONS[key]
 
     def _run(self, inputs: Tensor | Mapping[str, Tensor]) -> Tensor:
         tensors = inputs if isinstance(inputs, Mapping) else {"input": inputs}

@@ -22,7 +22,7 @@ class LeaderboardRow:
         metrics: validation split (``eval``; or ``items``: held-out items of the training classes, ``classes``:
             held-out classes) -> retrieval metrics.
         score: the primary metric averaged over the splits; rows are sorted by it.
-        train_seconds: time spent training the head (0 for ``none``).
+        train_seconds: time spent training the head (0 for ``none``): its share of the heads' joint training.
     """
 
     layer: str

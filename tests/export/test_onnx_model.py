@@ -91,7 +91,7 @@ def test_classifier_exports_the_vectors_encode_gives(tmp_path, image_items):
 
 def test_int8_file_is_quantised_and_close(image_model, image_items, tmp_path):
     fp32 = image_model.export(tmp_path / "fp32.onnx")
-    int8 = image_model.export(tmp_path / "int8.onnx", format="onnx-int8")
+    int8 = image_model.export(tmp_path / "int8.onnx", format="onnx-int8", quantization="dynamic")
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert ops & {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}, ops
     encoder = OnnxEncoder(int8)
@@ -101,6 +101,27 @@ def test_int8_file_is_quantised_and_close(image_model, image_items, tmp_path):
     assert (tmp_path / "int8.onnx.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == [
         "fp32.onnx", "fp32.onnx.json", "int8.onnx", "int8.onnx.json"
     ]
+
+
+def test_a_cnn_is_quantised_statically_calibrated_on_its_items(image_model, image_items, tmp_path):
+    fp32 = image_model.export(tmp_path / "fp32.onnx")
+    items = image_items * 4  # more than one calibration batch, the last one short
+    int8 = image_model.export(tmp_path / "int8.onnx", format="onnx-int8", check_items=items)  # quantization auto
+    ops = [node.op_type for node in onnx.load(str(int8)).graph.node]
+    assert "Conv" in ops and "QuantizeLinear" in ops and "DequantizeLinear" in ops  # QDQ around the convolutions
+    assert not {"ConvInteger", "DynamicQuantizeLinear"} & set(ops)
+    metadata = OnnxEncoder(int8).metadata["finetuner.quantization"]
+    assert metadata.startswith(f"static int8, QDQ, calibrated on {len(items)} items")
+    vectors, reference = OnnxEncoder(int8).encode(image_items), OnnxEncoder(fp32).encode(image_items)
+    assert np.sum(vectors * reference, axis=1).min() >= 0.99  # the tolerance: cosine 0.99 per item, unit vectors
+    assert not np.allclose(vectors, reference, atol=1e-6)  # it is quantised: not the float32 vectors themselves
+
+
+def test_static_quantization_needs_images(text_model, tmp_path):
+    with pytest.raises(ValueError, match="quantization='static' calibrates on images"):
+        text_model.export(tmp_path / "int8.onnx", format="onnx-int8", quantization="static")
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        text_model.export(tmp_path / "int8.onnx", format="onnx-int8", quantization="qat")
 
 
 @pytest.mark.parametrize("real_items", [False, True])

@@ -74,3 +74,12 @@ def test_bad_input_is_explained(cnn, small_data, cache_dir):
         run_probe(cnn, small_data.subset(range(0, 48, 6)), heads=["none"], cache_dir=cache_dir)
     with pytest.raises(ValueError, match="primary_metric"):
         run_probe(cnn, small_data, heads=["none"], primary_metric="accuracy", cache_dir=cache_dir)
+
+
+def test_the_layers_come_from_one_onnxruntime_graph(cnn, small_data, cache_dir):
+    import json
+
+    board = run_probe(cnn, small_data, heads=["none"], cache_dir=cache_dir)
+    assert len(list((cache_dir / "onnx").glob("*.onnx"))) == 1  # one graph outputs every candidate layer
+    records = [json.loads(path.read_text()) for path in cache_dir.glob("*/meta.json")]
+    assert len(records) == len(board.layers) == 3 and {r["engine"] for r in records} == {"onnxruntime"}
