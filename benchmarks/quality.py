@@ -210,14 +210,17 @@ def summarise_search(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def test_splits(data: BenchData, seed: int):
+    """``(split name, training rows, test rows)`` of the same-class and the class-disjoint split."""
+    yield ("same-class", *same_class_split(data, seed))
+    train, test, _ = class_disjoint_split(data, seed)
+    yield "class-disjoint", train, test
+
+
 def table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
     """The test-part rows of one data set: before, finetuner (old default and chosen recipe), peers."""
     labels, rows = data.labels, []
-    for split in ("same-class", "class-disjoint"):
-        if split == "same-class":
-            train, test = same_class_split(data, seed)
-        else:
-            train, test, _ = class_disjoint_split(data, seed)
+    for split, train, test in test_splits(data, seed):
         fit_part, held_items, held_classes = validation_carve(train, labels, seed)
         results = {"before": scores(features[test], labels[test])}
         for name, recipe in RECIPES.items():
@@ -237,11 +240,7 @@ def table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
 def refit_table(data: BenchData, features: torch.Tensor, seed: int) -> list[str]:
     """Test-part rows of fit's default recipe returning the validated model (``refit=False``) and the refit one."""
     labels, rows = data.labels, []
-    for split in ("same-class", "class-disjoint"):
-        if split == "same-class":
-            train, test = same_class_split(data, seed)
-        else:
-            train, test, _ = class_disjoint_split(data, seed)
+    for split, train, test in test_splits(data, seed):
         results = {"before": scores(features[test], labels[test])}
         for refit in (False, True):
             run, _ = finetuner_fit(features, labels, train, {}, RECIPES["chosen"], seed, test_data=test, refit=refit)
@@ -258,11 +257,7 @@ def default_table(data: BenchData, features: torch.Tensor, seed: int, peers: str
     """Test-part rows of fit as users get it: ``search=None`` (the recipe as given: the residual head, lr 1e-4, 15
     epochs, refit) and the default ``search="auto"`` (its pick named), then the peers."""
     labels, rows = data.labels, []
-    for split in ("same-class", "class-disjoint"):
-        if split == "same-class":
-            train, test = same_class_split(data, seed)
-        else:
-            train, test, _ = class_disjoint_split(data, seed)
+    for split, train, test in test_splits(data, seed):
         results = {"before": scores(features[test], labels[test])}
         for search in (None, "auto"):
             began = time.time()
