@@ -234,7 +234,8 @@ class EmbeddingModel(TailoredModel):
         frozen = self.card_data.frozen in (True, "the whole backbone") or not any(
             p.requires_grad for p in self.backbone.parameters()
         )
-        if check_engine(engine) == "torch" or not frozen:
+        weightless = next(self.backbone.parameters(), None) is None  # given vectors: nothing to run faster
+        if check_engine(engine) == "torch" or not frozen or weightless:
             return None
         device = resolve_device(device) if device is not None else self._device()
         fingerprint = fingerprint_features(self.backbone, self.pool)
