@@ -40,7 +40,10 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList | nn.Sequential]:
 
 def embedding_layers(model: nn.Module, blocks_name: str) -> list[str]:
     """Names of what comes before the blocks: outside them, the outermost ``nn.Embedding`` modules and modules or
-    parameters called ``*embed*`` (token, position and patch embeddings), and class / register tokens.
+    parameters called ``*embed*`` (token, position and patch embeddings), and class / register tokens. A model
+    with none of these (a CNN) gets its stem instead: the modules registered before the blocks, at each level
+    above them (``conv_stem``, ``bn1`` of a timm EfficientNet; ``conv1`` ... ``layer2`` of a ResNet whose longest
+    stage is ``layer3``).
 
     Example:
         >>> embedding_layers(bert, "encoder.layer")  # doctest: +SKIP
@@ -54,6 +57,25 @@ def embedding_layers(model: nn.Module, blocks_name: str) -> list[str]:
         inside = any(name.startswith(outer + ".") for outer in [blocks_name, *names])
         if embedding and not inside and name not in names:
             names.append(name)
+    return names or stem_layers(model, blocks_name)
+
+
+def stem_layers(model: nn.Module, blocks_name: str) -> list[str]:
+    """Names of the modules registered before ``blocks_name`` at each level of its path, outermost first.
+
+    Example:
+        >>> stem = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Sequential(nn.ReLU(), nn.ReLU()))
+        >>> stem_layers(stem, "2")
+        ['0', '1']
+    """
+    names: list[str] = []
+    parent, prefix = model, ""
+    for part in blocks_name.split("."):
+        for child_name, child in parent.named_children():
+            if child_name == part:
+                parent, prefix = child, f"{prefix}{part}."
+                break
+            names.append(prefix + child_name)
     return names
 
 

@@ -137,3 +137,33 @@ def test_freeze_returns_the_model_in_place():
     model = _small_net()
     assert freeze(model, False) is model and all(p.requires_grad for p in model.parameters())
     assert freeze(model) is model and unfreeze(model) is model
+
+
+def test_all_but_last_freezes_a_cnn_stem_with_its_blocks():
+    """A CNN has no embeddings: 'all-but-last:N' freezes its stem (what comes before the blocks) too, so only the
+    last N blocks and what follows them train, and the frozen part stays bit-identical."""
+    import timm
+
+    from finetuner.tailor import resolve_freeze
+
+    cnn = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
+    names = resolve_freeze(cnn, "all-but-last:2")
+    assert names == ["conv_stem", "bn1"] + [f"blocks.{i}" for i in range(5)]
+    freeze(cnn, names)
+    trainable = {name.split(".")[0] + ("." + name.split(".")[1] if name.startswith("blocks") else "")
+                 for name, p in cnn.named_parameters() if p.requires_grad}  # fmt: skip
+    assert trainable == {"blocks.5", "blocks.6", "conv_head", "bn2"}
+    before = _snapshot(cnn.conv_stem) | {f"bn1.{k}": v for k, v in _snapshot(cnn.bn1).items()}
+    _train(cnn, steps=2, size=(3, 64, 64))
+    after = _snapshot(cnn.conv_stem) | {f"bn1.{k}": v for k, v in _snapshot(cnn.bn1).items()}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_all_but_last_on_a_resnet_freezes_every_stage_before_the_blocks():
+    """torchvision's ResNet-50: the longest stage (layer3) is the blocks; conv1 ... layer2 come before it."""
+    from torchvision.models import resnet50
+
+    from finetuner.tailor import resolve_freeze
+
+    names = resolve_freeze(resnet50(), "all-but-last:1")
+    assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"] + [f"layer3.{i}" for i in range(5)]
