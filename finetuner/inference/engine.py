@@ -30,6 +30,7 @@ ENGINES = ("auto", "torch", "onnxruntime")
 RELATIVE_TOLERANCE = 1e-4
 _SESSIONS: dict[tuple[str, str], Any] = {}  # graph file and providers -> session, so repeated passes load once
 _REFUSED: dict[str, str] = {}  # graph files `frozen_function` found wanting in this process: tried and logged once
+_CHECKED: set[tuple[str, str]] = set()  # sessions (as `_SESSIONS` keys them) that passed the check in this process
 
 
 def check_engine(engine: str, option: str = "engine") -> str:
@@ -60,6 +61,11 @@ def planned_engine(engine: str, device: torch.device) -> str:
             logger.info("onnxruntime cannot run on %s here: frozen features run in PyTorch", device)
         return "torch"
     return "onnxruntime"
+
+
+def _session_key(file: Path, device: torch.device) -> tuple[str, str]:
+    """What identifies an onnxruntime session: the graph file (path and modification time) and the providers."""
+    return f"{file.resolve()}:{file.stat().st_mtime_ns}", json.dumps(_providers(device))
 
 
 def _providers(device: torch.device) -> list[Any]:
@@ -142,10 +148,15 @@ class OnnxFunction:
             return self.fn(inputs)
 
     def _first(self, inputs: Tensor | Mapping[str, Tensor]) -> Tensor:
-        """Export (or load), check against PyTorch on this batch, and choose the engine for the rest."""
+        """Export (or load), check against PyTorch on this batch, and choose the engine for the rest. A graph that
+        passed the check earlier in this process (the test pass after the training pass) is not checked again."""
+        file = self.folder / f"{self._file_key(inputs)}.onnx"
+        if file.name not in self.refused and file.is_file() and _session_key(file, self.device) in _CHECKED:
+            self._session, self._names = self._load(file, inputs), self._input_names(inputs)
+            self.engine, self._file = "onnxruntime", file
+            return self._run(inputs).to(self.device)
         with torch.autocast(self.device.type, enabled=False):
             reference = self.fn(inputs).float()
-        file = self.folder / f"{self._file_key(inputs)}.onnx"
         reason = self.refused.get(file.name)
         if reason is None:
             try:
@@ -164,6 +175,7 @@ class OnnxFunction:
             self.engine = "torch"
             return self.fn(inputs) if torch.is_autocast_enabled(self.device.type) else reference
         self.engine, self._file = "onnxruntime", file
+        _CHECKED.add(_session_key(file, self.device))
         return got.to(self.device)
 
     def _refuse(self, reason: str) -> None:
@@ -187,14 +199,14 @@ class OnnxFunction:
         import onnxruntime as ort
 
         is_dict = isinstance(inputs, Mapping)
-        self._names = list(inputs) if is_dict else ["input"]
+        self._names = self._input_names(inputs)
         if not file.is_file():
             args = tuple(_example(t) for t in (inputs.values() if is_dict else [inputs]))
             module = _Function(self.fn, self._names if is_dict else None)
             with atomic_file(file) as staging:
                 _trace_checked(module, args, staging, self._names, dynamic_axes(self._names, args, is_dict))
         providers = _providers(self.device)
-        key = (f"{file.resolve()}:{file.stat().st_mtime_ns}", json.dumps(providers))
+        key = _session_key(file, self.device)
         if key not in _SESSIONS:
             options = ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()  # as PyTorch would (1 per process under torchrun)
@@ -206,6 +218,10 @@ class OnnxFunction:
                 _SESSIONS.pop(next(iter(_SESSIONS)))
             _SESSIONS[key] = ort.InferenceSession(str(file), options, providers=providers)
         return _SESSIONS[key]
+
+    @staticmethod
+    def _input_names(inputs: Tensor | Mapping[str, Tensor]) -> list[str]:
+        return list(inputs) if isinstance(inputs, Mapping) else ["input"]
 
     def _run(self, inputs: Tensor | Mapping[str, Tensor]) -> Tensor:
         tensors = inputs if isinstance(inputs, Mapping) else {"input": inputs}

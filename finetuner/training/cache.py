@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("finetuner")
 
 STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
+# the output widths of each function (by fingerprint) seen in this process: a later pass in onnxruntime, whose
+# graph is not checked against PyTorch again, still knows where one name's columns end and the next one's begin
+_WIDTHS: dict[str, list[int]] = {}
 
 
 def fingerprint_module(module: nn.Module) -> str:
@@ -269,11 +272,9 @@ class FeatureCache:
                 distributed.world_size(),
             )
         mine = distributed.broadcast_object(todo)[distributed.rank() :: distributed.world_size()]
-        widths: dict[str, int] = {}
-
         def joined(inputs: Any) -> torch.Tensor:
             outputs = fn(inputs)
-            widths.update({name: outputs[name].shape[1] for name in names})
+            _WIDTHS[fingerprint] = [outputs[name].shape[1] for name in names]
             return torch.cat([outputs[name].float() for name in names], dim=1)
 
         run: Callable[[Any], torch.Tensor] = joined
@@ -293,7 +294,7 @@ class FeatureCache:
                 device=device,
                 **options,
             )
-            bounds = np.cumsum([widths[name] for name in names])[:-1]
+            bounds = np.cumsum(_WIDTHS[fingerprint])[:-1]
             for name, part in zip(names, np.split(rows, bounds, axis=1)):
                 with atomic_file(parts[name] / _shard_name(view, start, stop)) as path, path.open("wb") as file:
                     np.save(file, part.astype(STORAGE_DTYPES[self.dtype], copy=False))

@@ -121,6 +121,18 @@ def test_the_graph_is_exported_once_and_read_back(tmp_path, monkeypatch):
     torch.testing.assert_close(features, torch_features(net, images(5, seed=3)), rtol=1e-4, atol=1e-4)
 
 
+def test_a_graph_checked_in_this_process_is_not_checked_again(tmp_path):
+    """The test pass after the training pass reuses the check: PyTorch does not run at all the second time."""
+    net = SmallNet().eval()
+    calls = []
+    net.register_forward_hook(lambda *args: calls.append(1))
+    cached(tmp_path, net, fingerprint_module(net), images(6))
+    first = len(calls)  # the first batch's reference, and the export's trace
+    cache, features = cached(tmp_path, net, fingerprint_module(net), images(5, seed=3), name="test")
+    assert first > 0 and len(calls) == first and cache.engines == {"test": "onnxruntime"}
+    torch.testing.assert_close(features, torch_features(net, images(5, seed=3)), rtol=1e-4, atol=1e-4)
+
+
 def test_engine_torch_never_touches_onnx(tmp_path, monkeypatch):
     net = SmallNet().eval()
 
