@@ -4,7 +4,8 @@ EfficientNet-Lite0 with its packaged ImageNet weights (no head: the 1,280-d pool
 float32, with static int8 quantisation (``model.export(path, format="onnx-int8")``: the default for a graph with
 convolutions, QDQ, calibrated on ``--calibration`` Fashion-MNIST *training* images, the user's own items) and with
 dynamic int8 (``quantization="dynamic"``, the former default). On a class-balanced slice of the embedded
-Fashion-MNIST test set (300 images by default, none of them calibrated on) this measures:
+Fashion-MNIST test set (300 images by default, none of them calibrated on; ``--validation``: training images that
+were not calibrated on, where the export's defaults were chosen) this measures:
 
 1. throughput of ``OnnxEncoder`` on the preprocessed batch (onnxruntime, CPU), the files alternated, medians
    of ``--repeats`` passes, and the ratios int8 / float32;
@@ -36,11 +37,12 @@ from finetuner.export import OnnxEncoder
 from finetuner.export.onnx_preprocessing import arrays_for
 
 
-def balanced_slice(n: int):
-    data = load_fashion_mnist("test")
-    per_class = n // len(data.classes)
-    picked = [i for c in range(len(data.classes)) for i in np.flatnonzero(np.asarray(data.labels) == c)[:per_class]]
-    return [data.items[i] for i in picked], np.asarray(data.labels)[picked]
+def balanced_slice(data, n: int, skip: frozenset[int] = frozenset()):
+    """The first ``n / classes`` items of each class of ``data``, leaving out the indices in ``skip``."""
+    labels = np.asarray(data.labels)
+    per_class = [[i for i in np.flatnonzero(labels == c) if i not in skip] for c in range(len(data.classes))]
+    picked = [i for indices in per_class for i in indices[: n // len(data.classes)]]
+    return [data.items[i] for i in picked], labels[picked]
 
 
 def throughput(encoder: OnnxEncoder, batches: list[np.ndarray]) -> float:
@@ -57,11 +59,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calibration", type=int, default=200, help="training images to calibrate static int8 on")
     parser.add_argument("--no-dynamic", action="store_true", help="leave out the dynamic int8 file")
+    parser.add_argument("--validation", action="store_true", help="measure on training images not calibrated on")
     args = parser.parse_args()
 
-    items, labels = balanced_slice(args.images)
     train = load_fashion_mnist("train")
-    calibration = train.items[:: len(train.items) // args.calibration][: args.calibration]
+    calibrated = range(0, len(train.items), len(train.items) // args.calibration)[: args.calibration]
+    calibration = [train.items[i] for i in calibrated]
+    if args.validation:
+        items, labels = balanced_slice(train, args.images, skip=frozenset(calibrated))
+    else:
+        items, labels = balanced_slice(load_fashion_mnist("test"), args.images)
     model = finetuner.build_model("efficientnet_lite0")  # packaged ImageNet weights, pooled features
     with tempfile.TemporaryDirectory() as folder:
         paths = {"fp32": model.export(Path(folder) / "fp32.onnx")}
@@ -89,7 +96,8 @@ def main() -> None:
     print(f"# P7 {datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} CPUs")
     print(
         f"finetuner {finetuner.__version__}  torch {torch.__version__}  onnxruntime {onnxruntime.__version__}  "
-        f"{len(items)} Fashion-MNIST test images (balanced), batch {args.batch_size}, {args.repeats} repeats; "
+        f"{len(items)} Fashion-MNIST {'training' if args.validation else 'test'} images (balanced), "
+        f"batch {args.batch_size}, {args.repeats} repeats; "
         f"static int8 calibrated on {len(calibration)} training images"
     )
     print("file size: " + ", ".join(f"{name} {size:.1f} MiB" for name, size in sizes.items()))

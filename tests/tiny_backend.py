@@ -19,17 +19,24 @@ from finetuner.models import Backbone, Backend, WeightsNotFoundError, register_b
 
 
 class TinyResNet(nn.Module):
-    """A two-stage residual CNN with BatchNorm and a classifier ``fc``, like a torchvision ResNet in miniature."""
+    """A two-stage residual CNN with BatchNorm and a classifier ``fc``, like a torchvision ResNet in miniature;
+    ``same_padding``: the strided convolution pads like TensorFlow's "same" (timm's ``Conv2dSame``, as in
+    EfficientNet-Lite), from the input's shape at run time."""
 
-    def __init__(self, num_classes: int = 10, width: int = 8):
+    def __init__(self, num_classes: int = 10, width: int = 8, same_padding: bool = False):
+        from timm.layers import Conv2dSame
+
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
         self.layer1 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.layer2 = nn.Sequential(
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU()
+        strided = (
+            Conv2dSame(width, 2 * width, 5, stride=2, bias=False)
+            if same_padding
+            else nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False)
         )
+        self.layer2 = nn.Sequential(strided, nn.BatchNorm2d(2 * width), nn.ReLU())
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2 * width, num_classes)
 
@@ -47,7 +54,7 @@ def tiny_vit() -> nn.Module:
     return VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 
 
-ARCHITECTURES = {"test_cnn": TinyResNet, "test_vit": tiny_vit}
+ARCHITECTURES = {"test_cnn": TinyResNet, "test_cnn_same": partial(TinyResNet, same_padding=True), "test_vit": tiny_vit}
 
 
 class TinyBackend(Backend):
@@ -72,5 +79,5 @@ def tiny_backbone(name: str, pretrained: bool = False) -> Backbone:
 
 
 TINY = register_backend(TinyBackend())
-for _name, _dim in (("test_cnn", 16), ("test_vit", 32)):
+for _name, _dim in (("test_cnn", 16), ("test_cnn_same", 16), ("test_vit", 32)):
     TINY.register_model(_name, output_dim=_dim, weights="none (random, for tests)")(partial(tiny_backbone, _name))

@@ -116,13 +116,34 @@ def _has_convolutions(file: Path) -> bool:
     return any(node.op_type == "Conv" for node in _graph(file).node)
 
 
+def _shape_arithmetic(file: Path) -> list[str]:
+    """The nodes that compute on tensor shapes only: ``Shape`` and every node whose inputs all come from such nodes or
+    are constants (e.g. the pads of timm's TensorFlow-style "same" padding, from the input's height and width).
+
+    Quantised, those numbers round (a pad of 2 came back as 1.9995, cast to 1): EfficientNet-Lite0's feature maps
+    shrank by a pixel at each strided convolution, and its vectors moved to cosine 0.93 (mean) from float32
+    instead of 0.98 with them in float.
+    """
+    graph = _graph(file)
+    constants = {tensor.name for tensor in graph.initializer}
+    shapes: set[str] = set()
+    names = []
+    for node in graph.node:  # in topological order
+        inputs = [name for name in node.input if name and name not in constants]
+        if node.op_type == "Shape" or all(name in shapes for name in inputs):
+            shapes.update(node.output)
+            names.append(node.name)
+    return names
+
+
 def _quantize_static(
     prepared: Path, int8: Path, fp32: Path, model: EmbeddingModel, items: Sequence[Any], per_channel: bool
 ) -> None:
     """QDQ int8 with activation ranges calibrated on ``items`` run through the file's own preprocessing (the model's
     random example batch without items): the 0.001-99.999 percentiles of each activation's histogram, which kept
-    EfficientNet-Lite0's vectors closer to float32 than min-max (mean cosine 0.93 vs 0.89 on Fashion-MNIST); min-max
-    where a histogram cannot be built (an activation with almost no range, e.g. on a batch of two)."""
+    EfficientNet-Lite0's vectors closer to float32 than min-max (mean cosine 0.981 vs 0.977 on Fashion-MNIST
+    training images); min-max where a histogram cannot be built (an activation with almost no range, e.g. on a
+    batch of two). The graph's shape arithmetic stays float (`_shape_arithmetic`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -159,6 +180,7 @@ def _quantize_static(
                     per_channel=per_channel,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
+                    nodes_to_exclude=_shape_arithmetic(prepared),
                 )
             return
         except ValueError:  # no histogram of an activation with (almost) no range: min-max then

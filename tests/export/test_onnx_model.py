@@ -117,6 +117,33 @@ def test_a_cnn_is_quantised_statically_calibrated_on_its_items(image_model, imag
     assert not np.allclose(vectors, reference, atol=1e-6)  # it is quantised: not the float32 vectors themselves
 
 
+def test_static_int8_keeps_the_shape_arithmetic_float(tmp_path):
+    """timm's "same" padding computes its pads from the input's shape inside the graph. Quantised, a pad of 2 came
+    back as 1.9995 and was cast to 1 (EfficientNet-Lite0's feature maps shrank at each strided convolution): the pads
+    must come from no QuantizeLinear, while the convolutions still run on int8 inputs."""
+    from finetuner.data import load_fashion_mnist
+
+    model = finetuner.build_model("test_cnn_same", pretrained=False, output_dim=16, head="projection").eval()
+    fp32 = model.export(tmp_path / "fp32.onnx")
+    int8 = model.export(tmp_path / "int8.onnx", format="onnx-int8", check_items=load_fashion_mnist("train").items[:40])
+    graph = onnx.load(str(int8)).graph
+    producer = {tensor: node for node in graph.node for tensor in node.output}
+
+    def computed_from(tensor: str) -> set[str]:  # the op types a tensor is computed from, back to the Shape nodes
+        node = producer.get(tensor)
+        if node is None:
+            return set()
+        inputs = [] if node.op_type == "Shape" else node.input
+        return {node.op_type}.union(*(computed_from(name) for name in inputs))
+
+    pads = [computed_from(node.input[1]) for node in graph.node if node.op_type == "Pad"]
+    assert pads and all("Shape" in ops and "QuantizeLinear" not in ops for ops in pads), pads
+    assert all(producer[node.input[0]].op_type == "DequantizeLinear" for node in graph.node if node.op_type == "Conv")
+    test_items = load_fashion_mnist("test").items[:40]  # items it was not calibrated on
+    vectors, reference = OnnxEncoder(int8).encode(test_items), OnnxEncoder(fp32).encode(test_items)
+    assert np.sum(vectors * reference, axis=1).min() >= 0.99
+
+
 def test_static_quantization_needs_images(text_model, tmp_path):
     with pytest.raises(ValueError, match="quantization='static' calibrates on images"):
         text_model.export(tmp_path / "int8.onnx", format="onnx-int8", quantization="static")

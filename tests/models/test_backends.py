@@ -72,7 +72,7 @@ def test_unknown_source_and_custom_modules_say_what_to_do():
 def test_test_models_live_outside_the_package():
     assert importlib.util.find_spec("finetuner.models.test_models") is None
     assert type(get_backend("test")).__module__ == "tiny_backend"  # registered by tests/conftest.py
-    assert {entry.name for entry in list_models("test_*")} == {"test_cnn", "test_vit"}
+    assert {entry.name for entry in list_models("test_*")} == {"test_cnn", "test_cnn_same", "test_vit"}
 
 
 def test_names_cannot_be_registered_twice():
