@@ -50,7 +50,8 @@ def preflight(
     ``val_class_split``, or ``eval_data``): items of the training classes (``seen/``) and held-out classes
     (``new/``), against the untuned backbone's own features. The head of the last epoch is scored (no selection on
     validation, which would make every gain look positive). The same head trained on shuffled labels (once a seed)
-    gives the noise floor a gain must clear.
+    gives the noise floor a gain must clear. The heads of a share's seeds (and the shuffled ones, with the full
+    share) train together, in one loop (`finetuner.probing.train_together`), each ending as it would alone.
 
     Args:
         model: what `fit` takes: a registered name, a timm name, a Hugging Face folder, an ``nn.Module`` (with
