@@ -232,9 +232,8 @@ def frozen_fit(args: Any, device: Any, folder: Path) -> list[tuple[str, str, str
 
 def probe_heads(args: Any, device: Any, folder: Path) -> list[tuple[str, str, str]]:
     from finetuner.models import build_backbone
-    from finetuner.probing import DEFAULT_HEADS, HeadSpec, Recipe, layer_candidates, probe
+    from finetuner.probing import DEFAULT_HEADS, HeadSpec, Recipe, layer_candidates, probe, train_head, train_heads
     from finetuner.probing.layers import cached_features
-    from finetuner.probing.recipe import train_head, train_heads
     from finetuner.training.cache import FeatureCache
 
     data = fashion(min(args.images, 1000))

@@ -36,9 +36,8 @@ import torch
 import finetuner
 from finetuner.data import ItemDataset, load_fashion_mnist, make_loader
 from finetuner.models import build_backbone
-from finetuner.probing import DEFAULT_HEADS, HeadSpec, Recipe, layer_candidates, probe, sweep
+from finetuner.probing import DEFAULT_HEADS, HeadSpec, Recipe, layer_candidates, probe, sweep, train_head, train_heads
 from finetuner.probing.layers import cached_features
-from finetuner.probing.recipe import train_head, train_heads
 from finetuner.training.cache import FeatureCache
 
 HEADS = DEFAULT_HEADS

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from finetuner.core.device import seed_everything
 from finetuner.core.log import configure_logging
 from finetuner.models import Backbone
 from finetuner.preflighting.report import CurvePoint, PreflightReport, headline_keys, verdict
-from finetuner.training import Trainer
+from finetuner.probing import train_together
+from finetuner.training import TrainConfig
 
 logger = logging.getLogger("finetuner")
 
@@ -47,7 +50,8 @@ def preflight(
     ``val_class_split``, or ``eval_data``): items of the training classes (``seen/``) and held-out classes
     (``new/``), against the untuned backbone's own features. The head of the last epoch is scored (no selection on
     validation, which would make every gain look positive). The same head trained on shuffled labels (once a seed)
-    gives the noise floor a gain must clear.
+    gives the noise floor a gain must clear. The heads of a share's seeds (and the shuffled ones, with the full
+    share) train together, in one loop (`finetuner.probing.train_together`), each ending as it would alone.
 
     Args:
         model: what `fit` takes: a registered name, a timm name, a Hugging Face folder, an ``nn.Module`` (with
@@ -100,39 +104,23 @@ def preflight(
     parts = ["seen/", "new/"] if plan.evaluator.has_guard else [""]
     keys = headline_keys(parts)
 
-    head, features = plan.trained, plan.source.train_features["items"][0]
-    start = {name: value.detach().clone() for name, value in head.state_dict().items()}
     labels = np.asarray(data.train.labels)
-    curve, epoch_seconds = [], []
-
-    def train_and_score(rows: np.ndarray, seed: int, shuffle: bool) -> dict[str, float]:
-        """Fit's head from its start on the training items at ``rows`` (labels shuffled if asked), scored."""
-        subset = data.train.subset(rows.tolist())
-        if shuffle:
-            subset = dataclasses.replace(subset, labels=np.random.default_rng(seed).permutation(subset.labels).tolist())
-        head.load_state_dict(start)
-        training = dataclasses.replace(config.training, seed=seed)
-        seed_everything(seed)
-        sampler = _fit.sources.make_batch_sampler(subset, loss, training, sharded=False)
-        batches = _fit.sources.tensor_batches({"items": [features[rows]]}, subset, sampler)
-        trained = time.perf_counter()
-        Trainer(head, loss, batches, training, miner=miner, description=f"preflight {len(rows)} items").fit()
-        epoch_seconds.append((time.perf_counter() - trained) / training.epochs)
-        return plan.metrics("validation")
-
+    every = np.arange(len(labels))
+    runs = [Run(share, seed, share_rows(labels, share, seed)) for share in shares for seed in seed_list]
+    runs += [Run(1.0, seed, every, shuffled=True) for seed in seed_list]
+    metrics, seconds = train_runs(plan, data, loss, miner, config.training, runs)
+    curve = []
     for share in shares:
-        picked = [share_rows(labels, share, seed) for seed in seed_list]
-        runs = [train_and_score(rows, seed, shuffle=False) for rows, seed in zip(picked, seed_list)]
-        point = CurvePoint.from_runs(share, int(len(picked[0])), runs, before, keys)
+        picked = [(run, found) for run, found in zip(runs, metrics) if run.share == share and not run.shuffled]
+        point = CurvePoint.from_runs(share, len(picked[0][0].rows), [found for _, found in picked], before, keys)
         logger.info("preflight %s of the labels (%d items): gain %s", f"{share:.0%}", point.items,
                     " ".join(f"{k} {point.gain[k]:+.4f}" for k in keys))  # fmt: skip
         curve.append(point)
-    every = np.arange(len(labels))
-    null_runs = [train_and_score(every, seed, shuffle=True) for seed in seed_list]
+    null_runs = [found for run, found in zip(runs, metrics) if run.shuffled]
     shuffled = CurvePoint.from_runs(1.0, len(labels), null_runs, before, keys)
 
     epochs = config.training.epochs
-    head_epoch = float(np.mean(epoch_seconds[-len(seed_list):]))  # the shuffled runs: all training items
+    head_epoch = seconds[-1] / epochs  # a shuffled run's: all training items (its share of the joint loop)
     refit = epochs * head_epoch * len(data.eval) / len(data.train) if config.evaluation.refit and data.source else 0.0
     timing = {
         "backbone": backbone_seconds,
@@ -227,6 +215,61 @@ def share_rows(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
         count = min(len(rows), max(2, round(share * len(rows))))
         picked.append(rng.choice(rows, count, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One head to train: on the training items at ``rows`` (a ``share`` of each class's), batches seeded by
+    ``seed``, labels shuffled (by the same seed) if ``shuffled``."""
+
+    share: float
+    seed: int
+    rows: np.ndarray
+    shuffled: bool = False
+
+
+def train_runs(
+    plan: Any, data: Any, loss: nn.Module, miner: nn.Module | None, training: TrainConfig, runs: Sequence[Run]
+) -> tuple[list[dict[str, float]], list[float]]:
+    """Train fit's head from its start for every run on the cached training features and score it on validation
+    (`TrainingPlan.metrics`). Runs with as many batches an epoch (the seeds of a share, and the shuffled runs
+    with the full share) train together, in one loop (`finetuner.probing.train_together`): each ends as it would
+    trained alone.
+
+    Returns:
+        Each run's validation metrics and training seconds (its share of the loop it trained in).
+    """
+    head, features = plan.trained, plan.source.train_features["items"][0]
+    start = copy.deepcopy(head)
+    sources = []
+    for run in runs:
+        subset = data.train.subset(run.rows.tolist())
+        if run.shuffled:
+            shuffled = np.random.default_rng(run.seed).permutation(subset.labels).tolist()
+            subset = dataclasses.replace(subset, labels=shuffled)
+        seeded = dataclasses.replace(training, seed=run.seed)
+        sampler = _fit.sources.make_batch_sampler(subset, loss, seeded, sharded=False)
+        sources.append(_fit.sources.tensor_batches({"items": [features[run.rows]]}, subset, sampler))
+    groups: dict[int, list[int]] = {}  # by batches an epoch
+    for number, source in enumerate(sources):
+        groups.setdefault(len(source), []).append(number)
+    metrics: list[dict[str, float]] = [{} for _ in runs]
+    seconds = [0.0 for _ in runs]
+    for members in groups.values():
+        heads = [copy.deepcopy(start) for _ in members]
+        seed_everything(training.seed)
+        began = time.perf_counter()
+        train_together(
+            heads, [copy.deepcopy(loss) for _ in members], [sources[i] for i in members], training,
+            miners=[copy.deepcopy(miner) for _ in members], description=f"preflight {len(members)} heads",
+        )  # fmt: skip
+        share = (time.perf_counter() - began) / len(members)
+        for number, trained in zip(members, heads):
+            seconds[number] = share
+            head.load_state_dict(trained.state_dict())
+            metrics[number] = plan.metrics("validation")
+    head.load_state_dict(start.state_dict())
+    return metrics, seconds
 
 
 def leaderboard(model: Any, data: Any, config: FitConfig) -> list[dict[str, Any]]:

@@ -37,6 +37,21 @@ def linear_backbone() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.Flatten(), nn.Linear(128, 10)).eval()
 
 
+class CountingConv(nn.Conv2d):
+    """A convolution that counts the items it sees, on the class: `build_model` and the probe work on copies."""
+
+    items = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        CountingConv.items += len(x)
+        return super().forward(x)
+
+
+def counting_backbone() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(CountingConv(3, 8, 8, stride=8), nn.Flatten(), nn.Linear(128, 10)).eval()
+
+
 @pytest.fixture(scope="module")
 def six_classes():
     """180 Fashion-MNIST images, 30 of each of 6 classes (one is held out whole for validation)."""
@@ -147,3 +162,19 @@ def test_verdict_sentences():
     hurts = verdict([point(1.0, 0.06, new=-0.05)], "seen/map@r", "new/map@r", guard_tolerance=0.01)
     assert "hurts new classes" in hurts and "give two shares" in hurts
     assert "no held-out classes" in verdict([point(1.0, 0.06)], "seen/map@r", None)
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_the_backbone_runs_once_over_the_items(probe, tmp_path):
+    """One pass over the items (validation included; with ``probe``, the probe's pass serves fit's layer too); the
+    rest is inspection on batches of 2 (layer widths, hooks). A second pre-flight on the same data reads the cache."""
+    data = unmixing_data()
+    options = {**COMMON, "shares": (0.5, 1.0), "seeds": 2, "epochs": 1, "batch_size": 16, "probe": probe}
+    seen = []
+    for _ in range(2):
+        CountingConv.items = 0
+        report = finetuner.preflight(counting_backbone(), data, cache_dir=str(tmp_path), **options)
+        seen.append(CountingConv.items)
+    assert len(report.curve) == 2 and (report.leaderboard is not None) == probe
+    assert len(data) <= seen[0] <= len(data) + 32, seen  # a second pass would be 2x the items
+    assert seen[1] <= 32, seen  # no pass at all: the features are cached
