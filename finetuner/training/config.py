@@ -29,13 +29,13 @@ class TrainConfig:
         learning_rate: peak learning rate of the model's trainable parameters (None: the measured default of the
             task, `default_learning_rate`: 1e-4 for embeddings (QUALITY.md), 1e-3 for classifiers).
         backbone_learning_rate: peak learning rate of the trainable backbone parameters when they train together
-            with a head (None: ``learning_rate``). A tenth of the head's rate with ``warmup_ratio=0.1`` is the
-            usual choice for full fine-tuning (not measured here yet).
+            with a head (None: a tenth of ``learning_rate``, measured in QUALITY.md's full fine-tuning section;
+            LoRA adapters train at ``learning_rate``).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (any ``torch.optim`` class name works too).
         optimizer_options: extra arguments for the optimizer (``weight_decay``, ``momentum``, ...).
         loss_learning_rate: learning rate of the loss's own weights (ArcFace, proxies), in their own optimizer.
         scheduler: None, ``cosine`` or ``linear`` (decay to 0 after a linear warm-up).
-        warmup_ratio: fraction of all steps spent warming up.
+        warmup_ratio: fraction of all steps spent warming up (with a ``scheduler``; a constant rate has none).
         grad_clip: clip the gradient norm to this value (None: no clipping).
         precision: ``auto`` (bf16 on CUDA when supported, else fp16 on CUDA; fp32 on CPU), ``fp32``,
             ``bf16`` (also on CPU) or ``fp16`` (CUDA).
