@@ -15,7 +15,9 @@ finetuner's embedded ``fortunes`` (888 quotes, 6 categories).
    (document), from the Debian package ``wordnet-base`` (``apt-get install wordnet-base``; WordNet 3.0 licence,
    Princeton University, free to use and redistribute with its notice): 8,000 seeded pairs, 6,000 train, 2,000
    unseen test pairs ranked against the test definitions. Seeds 1 and 2 are the reported splits; the learning rate
-   and epochs were tried on the split of seed 0 only.
+   and epochs were tried on the split of seed 0 only, the loss (`CorpusRankingLoss`, fit's default for
+   ``adapter="query"``) on a carve of the training pairs. ``WORDNET_DIR`` points at the package's files unpacked
+   elsewhere; the vectors are encoded once into ``$TMPDIR/finetuner-bench/``.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/quality_vectors.py [--set wordnet]`` (minutes on 2 CPU cores).
 """
