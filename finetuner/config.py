@@ -55,7 +55,8 @@ class ModelConfig:
         example_input: a batch a custom ``nn.Module`` accepts (instead of ``input_size``).
         model_options: passed to the model's builder, e.g. ``{"pooling": "cls"}`` or ``{"weights": "r50.pth"}``.
         adapter: what the head maps: ``both`` (every item) or ``query`` (pairs, frozen backbone: queries only;
-            documents keep the backbone's features, so an existing index of them stays valid).
+            documents keep the backbone's features, so an existing index of them stays valid; the default loss is
+            then `CorpusRankingLoss`: each query ranks among all training documents).
     """
 
     task: str = "embedding"

@@ -26,7 +26,7 @@ from finetuner.model import EmbeddingModel
 from finetuner.training import build_loss, build_miner
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import compose_loss, needs_two_classes
-from finetuner.training.pair_losses import PairLoss, find_pair_loss
+from finetuner.training.pair_losses import CorpusRankingLoss, PairLoss, find_pair_loss
 
 logger = logging.getLogger("finetuner")
 
@@ -153,6 +153,8 @@ def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig)
         name = training.loss
     elif model.task == "classification":
         name = "CrossEntropyLoss"
+    elif data.pairs and model.adapter == "query":
+        name = "CorpusRankingLoss"  # documents stay fixed: each query ranks among every training document
     elif data.pairs:
         name = model.backend.default_pair_loss
     else:
@@ -168,6 +170,11 @@ def build_objective(model: EmbeddingModel, data: FitData, training: TrainConfig)
         mini_batch_size=training.mini_batch_size,
         embedding_dim=embedding_dim,
     )
+    if model.adapter != "query" and any(isinstance(part, CorpusRankingLoss) for part in loss.modules()):
+        raise ValueError(
+            "CorpusRankingLoss ranks queries among fixed documents: it trains a query-side adapter "
+            "(adapter='query'). Where documents are mapped too, use MultipleNegativesRankingLoss."
+        )
     if not data.pairs and needs_two_classes(loss):
         from finetuner.data import check_at_least_two_classes
 

@@ -27,6 +27,7 @@ from finetuner.training.batches import BatchSource, LoaderBatches, PairTensorBat
 from finetuner.training.cache import FeatureCache, fingerprint_features
 from finetuner.training.config import TrainConfig
 from finetuner.training.losses import needs_two_classes
+from finetuner.training.pair_losses import CorpusRankingLoss
 
 
 class FeatureSource(ABC):
@@ -172,7 +173,8 @@ class UnmappedDocuments(BatchSource):
 
 class QueryAdapterFeatures(CachedFeatures):
     """``adapter="query"``: cached features of pairs; the head learns a map for the queries only and documents
-    keep the backbone's features (those of an existing index), in training and in every score."""
+    keep the backbone's features (those of an existing index), in training and in every score. A
+    `CorpusRankingLoss` (the default here) gets the training documents as its corpus."""
 
     kind = "query adapter"
 
@@ -191,6 +193,9 @@ class QueryAdapterFeatures(CachedFeatures):
             )
         start_as_identity(model.head)
         self.trained, self.batches = QueryOnly(model.head), UnmappedDocuments(self.batches)
+        for part in loss.modules():  # the training documents: fixed, so every query ranks among all of them
+            if isinstance(part, CorpusRankingLoss):
+                part.use_documents(self.train_features["documents"][0])
 
     @classmethod
     def applies(cls, model: EmbeddingModel, config: FitConfig) -> bool:

@@ -48,7 +48,7 @@ class TrainConfig:
             (``torch.nn.SyncBatchNorm``) when fine-tuning layers with BatchNorm; useful with small per-GPU batches.
         loss: a pytorch-metric-learning loss name or a finetuner pair loss name (None: the task's default:
             ``TripletMarginLoss`` for labelled data, ``CrossEntropyLoss`` for classification, the backend's pair
-            loss for pairs), or a module.
+            loss for pairs, ``CorpusRankingLoss`` for a query-side adapter), or a module.
         miner: a pytorch-metric-learning miner name, or a module.
         loss_options: keyword arguments for the loss, e.g. {"margin": 0.1} (JSON on the command line).
         miner_options: keyword arguments for the miner, e.g. {"epsilon": 0.1}.

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import torch
 
 import finetuner
 from finetuner.config import ModelConfig
 from finetuner.data import VectorData, VectorPairs
+from finetuner.training.pair_losses import CorpusRankingLoss
 
 
 def _unit(vectors):
@@ -61,3 +63,36 @@ def test_adapter_query_needs_pairs_and_a_frozen_backbone(clusters, tmp_path):
 def test_fit_without_a_model_needs_vectors(tmp_path):
     with pytest.raises(ValueError, match="fit needs a model unless"):
         finetuner.fit(train_data=[("a", "b"), ("c", "d"), ("e", "f")], cache_dir=tmp_path)
+
+
+def test_fit_adapter_query_ranks_among_all_training_documents(distorted_pairs, tmp_path):
+    queries, documents = distorted_pairs
+    loss = CorpusRankingLoss()
+    run = finetuner.fit(None, VectorPairs(queries, documents), adapter="query", head="linear", loss=loss, epochs=2,
+                        learning_rate=1e-2, cache_dir=tmp_path, verbose=False)
+    # the corpus: the training pairs' documents (fit held 10 % out for validation), as given, normalised
+    trained = len(queries) - round(0.1 * len(queries))
+    assert loss.documents.shape == (trained, documents.shape[1])
+    rows = torch.from_numpy(documents).double()
+    distances = torch.cdist(loss.documents.double(), torch.nn.functional.normalize(rows, dim=1))
+    assert bool((distances.min(dim=1).values < 1e-6).all())
+    assert run.metrics["after"]["recall@1"] > run.metrics["before"]["recall@1"]
+
+
+def test_adapter_query_uses_it_by_default_and_leaves_documents_bit_for_bit(distorted_pairs, tmp_path):
+    queries, documents = distorted_pairs
+    run = finetuner.fit(None, VectorPairs(queries, documents), adapter="query", head="linear", epochs=2,
+                        learning_rate=1e-2, cache_dir=tmp_path, verbose=False)
+    assert run.model.card_data.loss == "CorpusRankingLoss"
+    assert np.array_equal(run.model.encode_document(documents, normalize=False), documents)
+    assert not np.allclose(run.model.encode_query(queries, normalize=False), queries, atol=1e-3)
+    both = finetuner.fit(None, VectorPairs(queries, documents), head="linear", epochs=1, cache_dir=tmp_path,
+                         verbose=False)
+    assert both.model.card_data.loss == "MultipleNegativesRankingLoss"  # documents mapped too: in-batch negatives
+
+
+def test_it_is_refused_where_documents_are_mapped_too(distorted_pairs, tmp_path):
+    queries, documents = distorted_pairs
+    with pytest.raises(ValueError, match="CorpusRankingLoss ranks queries among fixed documents.*adapter='query'"):
+        finetuner.fit(None, VectorPairs(queries, documents), loss="CorpusRankingLoss", epochs=1, cache_dir=tmp_path,
+                      verbose=False)

@@ -1,6 +1,6 @@
 """Losses on (query, document) embedding pairs: the `PairLoss` contract, its registry, and the built-in losses
-(in-batch negatives, scored pairs, CLIP's symmetric loss), and the wrappers for big batches (`CachedLoss`) and
-Matryoshka embeddings (`MatryoshkaPairLoss`).
+(in-batch negatives, scored pairs, CLIP's symmetric loss, a fixed corpus of documents for query-side adapters),
+and the wrappers for big batches (`CachedLoss`) and Matryoshka embeddings (`MatryoshkaPairLoss`).
 
 Adding a pair loss is one module here (a `PairLoss` subclass) and its test: `PAIR_LOSSES` imports every module of
 this folder on its first lookup. A subclass defined anywhere else (a user's script) registers itself the same way;
@@ -18,6 +18,7 @@ from finetuner.training.pair_losses.base import (
 )
 from finetuner.training.pair_losses.cached import CachedCLIPLoss, CachedLoss, CachedMultipleNegativesRankingLoss
 from finetuner.training.pair_losses.clip import CLIPLoss
+from finetuner.training.pair_losses.corpus import CorpusRankingLoss
 from finetuner.training.pair_losses.cosine import CosineSimilarityLoss
 from finetuner.training.pair_losses.matryoshka import MatryoshkaPairLoss
 from finetuner.training.pair_losses.ranking import MultipleNegativesRankingLoss
@@ -28,6 +29,7 @@ __all__ = [
     "CachedCLIPLoss",
     "CachedLoss",
     "CachedMultipleNegativesRankingLoss",
+    "CorpusRankingLoss",
     "CosineSimilarityLoss",
     "MatryoshkaPairLoss",
     "MultipleNegativesRankingLoss",
