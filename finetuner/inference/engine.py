@@ -2,9 +2,10 @@
 onnxruntime rather than PyTorch when that gives the same outputs.
 
 `OnnxFunction` traces the function to ONNX at its first batch (once per fingerprint and input signature: the file
-is kept, and read back by later passes), checks onnxruntime against PyTorch on that batch, and runs onnxruntime from
-then on. When export or check fails it logs one line and stays in PyTorch. The check accepts a largest absolute
-difference of ``1e-4 * max(1, max|reference|)``, the reference computed in float32.
+is kept, and read back by later passes), checks onnxruntime against PyTorch on that batch's first `CHECK_ROWS`
+rows, and runs onnxruntime from then on. When export or check fails it logs one line and stays in PyTorch. The
+check accepts a largest absolute difference of ``1e-4 * max(1, max|reference|)``, the reference computed in
+float32.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger("finetuner")
 
 ENGINES = ("auto", "torch", "onnxruntime")
 RELATIVE_TOLERANCE = 1e-4
+CHECK_ROWS = 8  # rows of the first batch that are traced and checked against PyTorch
 _SESSIONS: dict[tuple[str, str], Any] = {}  # graph file and providers -> session, so repeated passes load once
 _REFUSED: dict[str, str] = {}  # graph files `frozen_function` found wanting in this process: tried and logged once
 _CHECKED: set[tuple[str, str]] = set()  # sessions (as `_SESSIONS` keys them) that passed the check in this process
@@ -155,13 +157,14 @@ class OnnxFunction:
             self._session, self._names = self._load(file, inputs), self._input_names(inputs)
             self.engine, self._file = "onnxruntime", file
             return self._run(inputs).to(self.device)
-        with torch.autocast(self.device.type, enabled=False):
-            reference = self.fn(inputs).float()
         reason = self.refused.get(file.name)
         if reason is None:
+            sample = _rows(inputs, CHECK_ROWS)  # tracing and the check need a few rows, not the whole batch
+            with torch.autocast(self.device.type, enabled=False):
+                reference = self.fn(sample).float()
             try:
-                self._session = self._load(file, inputs)
-                got = self._run(inputs)
+                self._session = self._load(file, sample)
+                got = self._run(sample)
             except Exception as error:  # the exporter and onnxruntime raise many types
                 reason = _reason(error)
             else:
@@ -173,10 +176,10 @@ class OnnxFunction:
                 self._refuse(reason)
         if reason is not None:
             self.engine = "torch"
-            return self.fn(inputs) if torch.is_autocast_enabled(self.device.type) else reference
+            return self.fn(inputs)
         self.engine, self._file = "onnxruntime", file
         _CHECKED.add(_session_key(file, self.device))
-        return got.to(self.device)
+        return self._run(inputs).to(self.device)
 
     def _refuse(self, reason: str) -> None:
         """Stay in PyTorch from now on, and say why (once per graph file: later passes do not try again)."""
@@ -302,6 +305,13 @@ def _refuse_data_dependent(module: nn.Module, args: tuple[Tensor, ...]) -> None:
         for m, values in attributes.items():
             m.__dict__.clear()
             m.__dict__.update(values)
+
+
+def _rows(inputs: Tensor | Mapping[str, Tensor], n: int) -> Tensor | Mapping[str, Tensor]:
+    """The first ``n`` rows of a batch (of each tensor, for a dict of inputs)."""
+    if isinstance(inputs, Mapping):
+        return {name: tensor[:n] for name, tensor in inputs.items()}
+    return inputs[:n]
 
 
 def _example(tensor: Tensor) -> Tensor:
