@@ -153,33 +153,35 @@ class OnnxFunction:
         """Export (or load), check against PyTorch on this batch, and choose the engine for the rest. A graph that
         passed the check earlier in this process (the test pass after the training pass) is not checked again."""
         file = self.folder / f"{self._file_key(inputs)}.onnx"
-        if file.name not in self.refused and file.is_file() and _session_key(file, self.device) in _CHECKED:
-            self._session, self._names = self._load(file, inputs), self._input_names(inputs)
-            self.engine, self._file = "onnxruntime", file
-            return self._run(inputs).to(self.device)
         reason = self.refused.get(file.name)
-        if reason is None:
-            sample = _rows(inputs, CHECK_ROWS)  # tracing and the check need a few rows, not the whole batch
-            with torch.autocast(self.device.type, enabled=False):
-                reference = self.fn(sample).float()
-            try:
-                self._session = self._load(file, sample)
-                got = self._run(sample)
-            except Exception as error:  # the exporter and onnxruntime raise many types
-                reason = _reason(error)
-            else:
-                diff, bound = max_abs_diff(got.numpy(), reference.cpu().numpy()), _bound(reference)
-                if not diff <= bound:
-                    reason = f"onnxruntime differs from PyTorch by {diff:.3g} (tolerance {bound:.3g})"
-            if reason is not None:
-                self._file = file
-                self._refuse(reason)
+        if reason is None and not (file.is_file() and _session_key(file, self.device) in _CHECKED):
+            reason = self._check(file, _rows(inputs, CHECK_ROWS))  # a few rows are enough to trace and compare
         if reason is not None:
             self.engine = "torch"
             return self.fn(inputs)
+        self._session = self._load(file, inputs)  # the session of the check, kept for the process
         self.engine, self._file = "onnxruntime", file
         _CHECKED.add(_session_key(file, self.device))
         return self._run(inputs).to(self.device)
+
+    def _check(self, file: Path, sample: Tensor | Mapping[str, Tensor]) -> str | None:
+        """Export ``file`` (unless kept) and compare onnxruntime with PyTorch on ``sample``: None when they agree,
+        else the reason, logged once (`_refuse`)."""
+        with torch.autocast(self.device.type, enabled=False):
+            reference = self.fn(sample).float()
+        try:
+            self._session = self._load(file, sample)
+            got = self._run(sample)
+        except Exception as error:  # the exporter and onnxruntime raise many types
+            reason: str | None = _reason(error)
+        else:
+            diff, bound = max_abs_diff(got.numpy(), reference.cpu().numpy()), _bound(reference)
+            differs = f"onnxruntime differs from PyTorch by {diff:.3g} (tolerance {bound:.3g})"
+            reason = None if diff <= bound else differs
+        if reason is not None:
+            self._file = file
+            self._refuse(reason)
+        return reason
 
     def _refuse(self, reason: str) -> None:
         """Stay in PyTorch from now on, and say why (once per graph file: later passes do not try again)."""
@@ -202,7 +204,7 @@ class OnnxFunction:
         import onnxruntime as ort
 
         is_dict = isinstance(inputs, Mapping)
-        self._names = self._input_names(inputs)
+        self._names = list(inputs) if is_dict else ["input"]
         if not file.is_file():
             args = tuple(_example(t) for t in (inputs.values() if is_dict else [inputs]))
             module = _Function(self.fn, self._names if is_dict else None)
@@ -221,10 +223,6 @@ class OnnxFunction:
                 _SESSIONS.pop(next(iter(_SESSIONS)))
             _SESSIONS[key] = ort.InferenceSession(str(file), options, providers=providers)
         return _SESSIONS[key]
-
-    @staticmethod
-    def _input_names(inputs: Tensor | Mapping[str, Tensor]) -> list[str]:
-        return list(inputs) if isinstance(inputs, Mapping) else ["input"]
 
     def _run(self, inputs: Tensor | Mapping[str, Tensor]) -> Tensor:
         tensors = inputs if isinstance(inputs, Mapping) else {"input": inputs}
